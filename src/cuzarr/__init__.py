@@ -1,0 +1,34 @@
+"""cuzarr: a phased, batched codec pipeline for zarr-python.
+
+Select it the zarr way::
+
+    zarr.config.set({"codec_pipeline.path": "cuzarr.PhasedCodecPipeline"})
+
+or with `cuzarr.enable()` (a call, or a context manager that restores zarr's
+previous settings on exit).
+"""
+
+from __future__ import annotations
+
+from cuzarr import config
+from cuzarr.enable import enable
+from cuzarr.errors import (
+    ChecksumError,
+    ChunkDecodeError,
+    ConfigError,
+    CuzarrError,
+    DeviceUnavailableError,
+)
+from cuzarr.pipeline import PhasedCodecPipeline
+
+__all__ = [
+    "ChecksumError",
+    "ChunkDecodeError",
+    "ConfigError",
+    "CuzarrError",
+    "DeviceUnavailableError",
+    "PhasedCodecPipeline",
+    "config",
+    "enable",
+]
+__version__ = "0.1.0"

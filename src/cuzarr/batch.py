@@ -1,0 +1,68 @@
+"""ByteBatch: many variable-length byte strings in one slab, described by numpy arrays.
+
+Every phase passes bytes around in this form: the io phase fills a slab, each
+decode stage turns one ByteBatch into the next. Carving a slot is a slice of the
+slab; no Python object per chunk lives between phases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ByteBatch"]
+
+
+@dataclass(frozen=True)
+class ByteBatch:
+    """`slab[offsets[i] : offsets[i] + sizes[i]]` is item i."""
+
+    slab: Any  # 1-D uint8 array of the device's array module
+    offsets: np.ndarray  # int64
+    sizes: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def item(self, i: int) -> Any:
+        start = int(self.offsets[i])
+        return self.slab[start : start + int(self.sizes[i])]
+
+    @classmethod
+    def empty(cls, xp: Any = np) -> ByteBatch:
+        zero = np.zeros(0, dtype=np.int64)
+        return cls(xp.zeros(0, dtype=np.uint8), zero, zero)
+
+    @classmethod
+    def from_buffers(cls, buffers: Sequence[Any]) -> ByteBatch:
+        """Pack host buffers (bytes, memoryviews, uint8 arrays) into one host slab."""
+        sizes = np.fromiter((len(b) for b in buffers), dtype=np.int64, count=len(buffers))
+        offsets = np.zeros(len(buffers), dtype=np.int64)
+        if len(buffers) > 1:
+            np.cumsum(sizes[:-1], out=offsets[1:])
+        if not buffers:
+            return cls.empty()
+        slab = np.concatenate([np.frombuffer(b, dtype=np.uint8) for b in buffers])
+        return cls(slab, offsets, sizes)
+
+    @classmethod
+    def fixed(cls, slab: Any, count: int, itemsize: int) -> ByteBatch:
+        """A batch of `count` equal-sized items laid end to end (a decoded slab)."""
+        offsets = np.arange(count, dtype=np.int64) * itemsize
+        return cls(slab, offsets, np.full(count, itemsize, dtype=np.int64))
+
+    def take(self, index: np.ndarray) -> ByteBatch:
+        """The items at `index`, sharing the slab."""
+        return ByteBatch(self.slab, self.offsets[index], self.sizes[index])
+
+    def is_fixed(self, itemsize: int) -> bool:
+        """True when the items tile the slab as rows of `itemsize` bytes, in order."""
+        n = len(self.sizes)
+        return bool(
+            np.all(self.sizes == itemsize)
+            and np.array_equal(self.offsets, np.arange(n, dtype=np.int64) * itemsize)
+            and self.slab.size >= n * itemsize
+        )

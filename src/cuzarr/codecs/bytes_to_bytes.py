@@ -1,0 +1,339 @@
+"""Bytes-to-bytes stages (compressors, checksums) over a whole ByteBatch on the host.
+
+Each stage decodes or encodes every item of a batch in one call: zstd through
+zstandard's multi-frame C API, the others in contiguous ranges on the host
+thread pool. A stage never sees store keys; it raises `StageError(index)` and
+the pipeline names the key.
+"""
+
+from __future__ import annotations
+
+import zlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import google_crc32c
+import numpy as np
+import zstandard
+
+from cuzarr.batch import ByteBatch
+from cuzarr.workers import StageError, map_ranges
+
+__all__ = [
+    "BloscStage",
+    "BytesStage",
+    "Crc32cStage",
+    "GzipStage",
+    "NumcodecsStage",
+    "ZarrCodecStage",
+    "ZlibStage",
+    "ZstdStage",
+]
+
+
+def _gather(parts: list[Any], n: int) -> ByteBatch:
+    """Pack per-item host outputs (in item order) into one batch."""
+    if len(parts) != n:
+        raise RuntimeError("stage produced a wrong number of items")
+    return ByteBatch.from_buffers(parts)
+
+
+class BytesStage(ABC):
+    """One bytes->bytes codec, applied to all items of a batch."""
+
+    name: str = "bytes-stage"
+
+    @abstractmethod
+    def decode(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
+        """Decode every item; `expected` is each item's decoded size when known."""
+
+    @abstractmethod
+    def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
+        """Encode every item."""
+
+    def _per_item(
+        self, batch: ByteBatch, threads: int, fn: Any, min_items: int = 8
+    ) -> ByteBatch:
+        """Run `fn(view) -> bytes-like` over every item on the thread pool, in order."""
+        out: list[Any] = [None] * len(batch)
+        slab, offsets, sizes = batch.slab, batch.offsets, batch.sizes
+
+        def work(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                start = int(offsets[i])
+                view = slab[start : start + int(sizes[i])]
+                try:
+                    out[i] = fn(view)
+                except StageError:
+                    raise
+                except Exception as e:
+                    raise StageError(i, f"{self.name}: {type(e).__name__}: {e}") from e
+
+        map_ranges(work, len(batch), threads, min_items=min_items)
+        return _gather(out, len(batch))
+
+
+def _check_sizes(name: str, batch: ByteBatch, expected: int | None) -> None:
+    if expected is None:
+        return
+    bad = np.flatnonzero(batch.sizes != expected)
+    if bad.size:
+        i = int(bad[0])
+        raise StageError(i, f"{name}: decoded {int(batch.sizes[i])} bytes, expected {expected}")
+
+
+@dataclass(frozen=True)
+class ZstdStage(BytesStage):
+    """Zstandard frames; decoded by zstandard's multi-frame API in C threads."""
+
+    level: int = 0
+    checksum: bool = False
+    name: str = field(default="zstd", init=False)
+
+    def decode(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
+        n = len(batch)
+        if n == 0:
+            return batch
+        slab = np.ascontiguousarray(batch.slab)
+        segments = np.stack([batch.offsets, batch.sizes], axis=1).astype("<u8")
+        frames = zstandard.BufferWithSegments(slab, segments.tobytes())
+        sizes = None
+        if expected is not None:
+            sizes = np.full(n, expected, dtype="<u8").tobytes()
+        try:
+            result = zstandard.ZstdDecompressor().multi_decompress_to_buffer(
+                frames, decompressed_sizes=sizes, threads=min(threads, n)
+            )
+        except zstandard.ZstdError:
+            return self._decode_each(batch, expected, threads)
+        if expected is not None:
+            out = np.empty(n * expected, dtype=np.uint8)
+            for i in range(n):
+                part = result[i]
+                if len(part) != expected:
+                    raise StageError(i, f"zstd: decoded {len(part)} bytes, expected {expected}")
+                out[i * expected : (i + 1) * expected] = np.frombuffer(part, dtype=np.uint8)
+            return ByteBatch.fixed(out, n, expected)
+        return ByteBatch.from_buffers([result[i] for i in range(n)])
+
+    def _decode_each(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
+        """Slow path: one frame at a time, to find and name the bad item (or frames without
+        a content size)."""
+
+        def one(view: Any) -> bytes:
+            dobj = zstandard.ZstdDecompressor().decompressobj()
+            try:
+                data = dobj.decompress(view)
+            except zstandard.ZstdError as e:
+                raise ValueError(f"corrupt frame ({e})") from e
+            if not dobj.eof:
+                raise ValueError("truncated frame")
+            return data
+
+        out = self._per_item(batch, threads, one)
+        _check_sizes(self.name, out, expected)
+        return out
+
+    def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
+        n = len(batch)
+        if n == 0:
+            return batch
+        compressor = zstandard.ZstdCompressor(
+            level=self.level, write_checksum=self.checksum, write_content_size=True
+        )
+        slab = np.ascontiguousarray(batch.slab)
+        segments = np.stack([batch.offsets, batch.sizes], axis=1).astype("<u8")
+        empty = batch.sizes == 0
+        if bool(empty.any()):
+            return self._per_item(batch, threads, compressor.compress)
+        result = compressor.multi_compress_to_buffer(
+            zstandard.BufferWithSegments(slab, segments.tobytes()), threads=min(threads, n)
+        )
+        return ByteBatch.from_buffers([result[i] for i in range(n)])
+
+
+def _gunzip(view: Any) -> bytes:
+    """Decode gzip data, including concatenated members (as the gzip module does)."""
+    data = bytes(view)
+    parts = []
+    while data:
+        dobj = zlib.decompressobj(wbits=31)
+        parts.append(dobj.decompress(data))
+        if not dobj.eof:
+            raise ValueError("truncated gzip stream")
+        data = dobj.unused_data
+    return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class GzipStage(BytesStage):
+    """gzip members, as numcodecs.GZip writes them."""
+
+    level: int = 5
+    name: str = field(default="gzip", init=False)
+
+    def decode(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
+        out = self._per_item(batch, threads, _gunzip)
+        _check_sizes(self.name, out, expected)
+        return out
+
+    def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
+        from numcodecs import GZip
+
+        codec = GZip(self.level)
+        return self._per_item(batch, threads, codec.encode)
+
+
+@dataclass(frozen=True)
+class ZlibStage(BytesStage):
+    """zlib streams (numcodecs.Zlib)."""
+
+    level: int = 1
+    name: str = field(default="zlib", init=False)
+
+    def decode(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
+        out = self._per_item(batch, threads, zlib.decompress)
+        _check_sizes(self.name, out, expected)
+        return out
+
+    def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
+        return self._per_item(batch, threads, lambda v: zlib.compress(v, self.level))
+
+
+@dataclass(frozen=True)
+class Crc32cStage(BytesStage):
+    """A 4-byte little-endian CRC32C appended to the data (zarr's crc32c codec)."""
+
+    verify: bool = True
+    name: str = field(default="crc32c", init=False)
+
+    def decode(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
+        short = np.flatnonzero(batch.sizes < 4)
+        if short.size:
+            raise StageError(int(short[0]), "crc32c: item shorter than its 4-byte checksum")
+        if self.verify:
+            slab, offsets, sizes = batch.slab, batch.offsets, batch.sizes
+
+            def work(lo: int, hi: int) -> None:
+                for i in range(lo, hi):
+                    start, end = int(offsets[i]), int(offsets[i] + sizes[i])
+                    stored = int.from_bytes(slab[end - 4 : end].tobytes(), "little")
+                    if google_crc32c.value(slab[start : end - 4]) != stored:
+                        raise StageError(i, "crc32c checksum mismatch", checksum=True)
+
+            map_ranges(work, len(batch), threads, min_items=64)
+        out = ByteBatch(batch.slab, batch.offsets, batch.sizes - 4)
+        _check_sizes(self.name, out, expected)
+        return out
+
+    def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
+        def one(view: Any) -> bytes:
+            crc = google_crc32c.value(view)
+            return bytes(view) + int(crc).to_bytes(4, "little")
+
+        return self._per_item(batch, threads, one, min_items=64)
+
+
+_BLOSC_HEADER = 16
+
+
+@dataclass(frozen=True)
+class BloscStage(BytesStage):
+    """Blosc1 chunks; headers validated for the whole batch in numpy, then c-blosc per item."""
+
+    codec: Any  # numcodecs.Blosc
+    name: str = field(default="blosc", init=False)
+
+    def _headers(self, batch: ByteBatch) -> tuple[np.ndarray, np.ndarray]:
+        short = np.flatnonzero(batch.sizes < _BLOSC_HEADER)
+        if short.size:
+            raise StageError(int(short[0]), "blosc: item shorter than the 16-byte header")
+        idx = batch.offsets[:, None] + np.arange(_BLOSC_HEADER)[None, :]
+        header = np.asarray(batch.slab[idx.ravel()]).reshape(-1, _BLOSC_HEADER)
+        words = np.ascontiguousarray(header[:, 4:16]).view("<i4").reshape(-1, 3)
+        nbytes, cbytes = words[:, 0].astype(np.int64), words[:, 2].astype(np.int64)
+        bad = np.flatnonzero(cbytes != batch.sizes)
+        if bad.size:
+            i = int(bad[0])
+            raise StageError(
+                i, f"blosc: header says {int(cbytes[i])} compressed bytes, item has "
+                f"{int(batch.sizes[i])} (truncated or corrupt)"
+            )
+        return nbytes, cbytes
+
+    def decode(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
+        n = len(batch)
+        if n == 0:
+            return batch
+        nbytes, _ = self._headers(batch)
+        if expected is not None:
+            bad = np.flatnonzero(nbytes != expected)
+            if bad.size:
+                i = int(bad[0])
+                raise StageError(i, f"blosc: header says {int(nbytes[i])} bytes, expected {expected}")
+        offsets = np.zeros(n, dtype=np.int64)
+        np.cumsum(nbytes[:-1], out=offsets[1:])
+        out = np.empty(int(nbytes.sum()), dtype=np.uint8)
+        slab, src_off, src_size = batch.slab, batch.offsets, batch.sizes
+        codec = self.codec
+
+        def work(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                s, d = int(src_off[i]), int(offsets[i])
+                try:
+                    codec.decode(slab[s : s + int(src_size[i])], out=out[d : d + int(nbytes[i])])
+                except Exception as e:
+                    raise StageError(i, f"blosc: {e}") from e
+
+        map_ranges(work, n, threads, min_items=4)
+        return ByteBatch(out, offsets, nbytes)
+
+    def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
+        return self._per_item(batch, threads, self.codec.encode, min_items=4)
+
+
+@dataclass(frozen=True)
+class NumcodecsStage(BytesStage):
+    """Any other numcodecs bytes codec, run per item on the thread pool."""
+
+    codec: Any
+    name: str = field(default="numcodecs", init=False)
+
+    def decode(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
+        out = self._per_item(batch, threads, self.codec.decode)
+        _check_sizes(f"numcodecs.{self.codec.codec_id}", out, expected)
+        return out
+
+    def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
+        return self._per_item(batch, threads, self.codec.encode)
+
+
+@dataclass(frozen=True)
+class ZarrCodecStage(BytesStage):
+    """A zarr BytesBytesCodec without a batched path: its own sync methods, per item."""
+
+    codec: Any
+    spec: Any  # the ArraySpec this codec sees
+    name: str = field(default="zarr-codec", init=False)
+
+    def decode(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
+        from zarr.core.buffer.cpu import Buffer
+
+        def one(view: Any) -> Any:
+            return self.codec._decode_sync(Buffer.from_array_like(view), self.spec).as_numpy_array()
+
+        out = self._per_item(batch, threads, one)
+        _check_sizes(type(self.codec).__name__, out, expected)
+        return out
+
+    def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
+        from zarr.core.buffer.cpu import Buffer
+
+        def one(view: Any) -> Any:
+            encoded = self.codec._encode_sync(Buffer.from_array_like(view), self.spec)
+            if encoded is None:
+                raise ValueError(f"{type(self.codec).__name__} elided a chunk while encoding")
+            return encoded.as_numpy_array()
+
+        return self._per_item(batch, threads, one)

@@ -1,0 +1,51 @@
+"""Map zarr and numcodecs codec objects to batched bytes stages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cuzarr.codecs.bytes_to_bytes import (
+    BloscStage,
+    BytesStage,
+    Crc32cStage,
+    GzipStage,
+    NumcodecsStage,
+    ZarrCodecStage,
+    ZlibStage,
+    ZstdStage,
+)
+
+__all__ = ["numcodec_stage", "zarr_bytes_stage"]
+
+
+def numcodec_stage(codec: Any, *, verify_checksums: bool) -> BytesStage:
+    """The batched stage for a numcodecs codec (a v2 compressor, or a wrapped v3 codec)."""
+    config = codec.get_config()
+    codec_id = config.get("id")
+    if codec_id == "zstd":
+        return ZstdStage(level=int(config.get("level", 0)), checksum=bool(config.get("checksum")))
+    if codec_id == "gzip":
+        return GzipStage(level=int(config.get("level", 1)))
+    if codec_id == "zlib":
+        return ZlibStage(level=int(config.get("level", 1)))
+    if codec_id == "blosc":
+        return BloscStage(codec)
+    return NumcodecsStage(codec)
+
+
+def zarr_bytes_stage(codec: Any, spec: Any, *, verify_checksums: bool) -> BytesStage:
+    """The batched stage for one of zarr's BytesBytesCodecs."""
+    from zarr.codecs import BloscCodec, Crc32cCodec, GzipCodec, ZstdCodec
+
+    if isinstance(codec, ZstdCodec):
+        return ZstdStage(level=codec.level, checksum=codec.checksum)
+    if isinstance(codec, GzipCodec):
+        return GzipStage(level=codec.level)
+    if isinstance(codec, BloscCodec):
+        return BloscStage(codec._blosc_codec)
+    if isinstance(codec, Crc32cCodec):
+        return Crc32cStage(verify=verify_checksums)
+    numcodec = getattr(codec, "_codec", None)
+    if numcodec is not None and hasattr(numcodec, "get_config"):
+        return numcodec_stage(numcodec, verify_checksums=verify_checksums)
+    return ZarrCodecStage(codec, spec)

@@ -1,0 +1,173 @@
+"""cuzarr's settings: one tuple of known keys, scoped like kvikio's `defaults`.
+
+`get(name)` reads a setting, `set(name=value, ...)` changes it and, used as a
+context manager, restores the previous values on exit. Each setting can also be
+given in the environment as ``CUZARR_<NAME>`` (e.g. ``CUZARR_THREADS=4``).
+Codecs and phases never read these globals: the pipeline turns them into a
+frozen `Options` at the start of each read or write and passes that down.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cuzarr.errors import ConfigError
+
+__all__ = ["Options", "get", "options", "reset", "set"]
+
+
+def _positive_int_or_none(name: str, value: Any) -> int | None:
+    if value is None or (isinstance(value, str) and value.lower() in ("", "none", "auto")):
+        return None
+    try:
+        parsed = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"cuzarr setting {name!r} must be a positive integer, got {value!r}") from None
+    if parsed < 1:
+        raise ConfigError(f"cuzarr setting {name!r} must be a positive integer, got {value!r}")
+    return parsed
+
+
+def _positive_int(name: str, value: Any) -> int:
+    parsed = _positive_int_or_none(name, value)
+    if parsed is None:
+        raise ConfigError(f"cuzarr setting {name!r} must be a positive integer, got {value!r}")
+    return parsed
+
+
+def _choice(*choices: str) -> Callable[[str, Any], str]:
+    def parse(name: str, value: Any) -> str:
+        if not isinstance(value, str) or value.lower() not in choices:
+            raise ConfigError(f"cuzarr setting {name!r} must be one of {choices}, got {value!r}")
+        return value.lower()
+
+    return parse
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"cuzarr setting {name!r} must be a boolean, got {value!r}")
+
+
+# name -> (default, parser, what it means)
+_SETTINGS: dict[str, tuple[Any, Callable[[str, Any], Any], str]] = {
+    "threads": (
+        None,
+        _positive_int_or_none,
+        "worker threads for host IO and CPU decode/encode; None = os.cpu_count()",
+    ),
+    "device": (
+        "auto",
+        _choice("auto", "cpu", "cuda"),
+        "auto: the output buffer decides (cupy -> cuda); cpu/cuda force a device",
+    ),
+    "wave_bytes": (
+        1 << 30,
+        _positive_int,
+        "decoded bytes one wave of a large read or write may hold in memory",
+    ),
+    "generic_fallback": (
+        True,
+        _boolean,
+        "let chains without a batched path run zarr's per-chunk codecs (False: raise)",
+    ),
+    "verify_checksums": (True, _boolean, "check crc32c codecs and shard index checksums on read"),
+}
+
+_overrides: dict[str, Any] = {}
+
+
+def _env_value(name: str) -> Any:
+    return os.environ.get(f"CUZARR_{name.upper()}")
+
+
+def get(name: str) -> Any:
+    """The current value of setting `name` (override, else environment, else default)."""
+    if name not in _SETTINGS:
+        raise KeyError(f"unknown cuzarr setting {name!r}; known: {sorted(_SETTINGS)}")
+    default, parse, _ = _SETTINGS[name]
+    if name in _overrides:
+        return _overrides[name]
+    env = _env_value(name)
+    if env is not None:
+        try:
+            return parse(name, env)
+        except ConfigError as e:
+            raise ConfigError(f"{e} (from environment variable CUZARR_{name.upper()})") from None
+    return default
+
+
+class _Restorer:
+    """Returned by `set`: a no-op when ignored, restores the old values as a context."""
+
+    def __init__(self, previous: dict[str, Any]) -> None:
+        self._previous = previous
+
+    def __enter__(self) -> _Restorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name, (had, value) in self._previous.items():
+            if had:
+                _overrides[name] = value
+            else:
+                _overrides.pop(name, None)
+
+
+def set(**values: Any) -> _Restorer:  # noqa: A001 - kvikio's name for it
+    """Change settings; validated now, so a bad value fails here, naming the setting."""
+    parsed: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in _SETTINGS:
+            raise KeyError(f"unknown cuzarr setting {name!r}; known: {sorted(_SETTINGS)}")
+        parsed[name] = _SETTINGS[name][1](name, value)
+    previous = {name: (name in _overrides, _overrides.get(name)) for name in parsed}
+    _overrides.update(parsed)
+    return _Restorer(previous)
+
+
+def reset() -> None:
+    """Drop every override (the environment and defaults apply again)."""
+    _overrides.clear()
+
+
+def describe() -> dict[str, str]:
+    """Each setting with what it means, for docs and error messages."""
+    return {name: doc for name, (_, _, doc) in _SETTINGS.items()}
+
+
+@dataclass(frozen=True)
+class Options:
+    """The settings one read or write runs with, resolved once at the pipeline's edge."""
+
+    threads: int
+    device: str
+    wave_bytes: int
+    generic_fallback: bool
+    verify_checksums: bool
+    coalesce_max_gap_bytes: int
+    coalesce_max_bytes: int
+
+
+def options() -> Options:
+    """Resolve the current settings (and zarr's coalescing limits) into `Options`."""
+    from zarr.core.config import config as zarr_config
+
+    threads = get("threads") or os.cpu_count() or 1
+    return Options(
+        threads=threads,
+        device=get("device"),
+        wave_bytes=get("wave_bytes"),
+        generic_fallback=get("generic_fallback"),
+        verify_checksums=get("verify_checksums"),
+        coalesce_max_gap_bytes=int(zarr_config.get("array.sharding_coalesce_max_gap_bytes")),
+        coalesce_max_bytes=int(zarr_config.get("array.sharding_coalesce_max_bytes")),
+    )

@@ -1,0 +1,101 @@
+"""The decode phase (and its mirror, encode): each codec stage once per batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cuzarr.batch import ByteBatch
+from cuzarr.devices.base import Device
+from cuzarr.errors import ChecksumError, ChunkDecodeError
+from cuzarr.plan.chain import FixedChain, GenericChain
+from cuzarr.workers import StageError, map_ranges
+
+__all__ = ["decode_fixed", "decode_generic", "encode_fixed", "encode_generic", "named"]
+
+
+def named(error: StageError, keys: list[str]) -> ChunkDecodeError:
+    """Turn a stage's item error into one that names the store key."""
+    key = keys[error.index] if 0 <= error.index < len(keys) else "<unknown>"
+    cls = ChecksumError if error.checksum else ChunkDecodeError
+    return cls(key, error.reason)
+
+
+def decode_fixed(
+    chain: FixedChain, batch: ByteBatch, device: Device, threads: int, keys: list[str]
+) -> Any:
+    """Decode n stored chunks into one (n, *shape) array of the array's dtype."""
+    n = len(batch)
+    layout = chain.layout
+    current = batch
+    try:
+        for depth, stage in enumerate(reversed(chain.stages)):
+            last = depth == len(chain.stages) - 1
+            current = device.decode_stage(stage, current, layout.nbytes if last else None, threads)
+    except StageError as e:
+        raise named(e, keys) from e
+    if not chain.stages:
+        bad = np.flatnonzero(current.sizes != layout.nbytes)
+        if bad.size:
+            i = int(bad[0])
+            raise ChunkDecodeError(
+                keys[i], f"stored {int(current.sizes[i])} bytes, expected {layout.nbytes}"
+            )
+    if not current.is_fixed(layout.nbytes):
+        rows = current.offsets[:, None] + np.arange(layout.nbytes)[None, :]
+        slab = current.slab[rows.reshape(-1)] if n else current.slab[:0]
+    else:
+        slab = current.slab
+    return layout.arrays_from_slab(slab, n)
+
+
+def encode_fixed(chain: FixedChain, arrays: Any, device: Device, threads: int) -> ByteBatch:
+    """Encode an (n, *shape) batch of chunks into their stored bytes."""
+    layout = chain.layout
+    n = arrays.shape[0]
+    slab = layout.slab_from_arrays(arrays, device.xp)
+    current = ByteBatch.fixed(slab, n, layout.nbytes)
+    for stage in chain.stages:
+        current = device.encode_stage(stage, current, threads)
+    return device.to_host(current)
+
+
+def decode_generic(
+    chain: GenericChain, batch: ByteBatch, threads: int, keys: list[str]
+) -> list[Any]:
+    """Decode chunks one by one through zarr's ChunkTransform, on the thread pool."""
+    from zarr.core.buffer.cpu import Buffer
+
+    out: list[Any] = [None] * len(batch)
+    transform, spec = chain.transform, chain.spec
+
+    def work(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            try:
+                data = Buffer.from_array_like(np.asarray(batch.item(i)))
+                out[i] = transform.decode_chunk(data, spec).as_ndarray_like()
+            except Exception as e:
+                raise StageError(i, f"{type(e).__name__}: {e}") from e
+
+    try:
+        map_ranges(work, len(batch), threads, min_items=4)
+    except StageError as e:
+        raise named(e, keys) from e
+    return out
+
+
+def encode_generic(chain: GenericChain, arrays: list[Any], threads: int) -> list[Any]:
+    """Encode chunks one by one through zarr's ChunkTransform; None = nothing to store."""
+    from zarr.core.buffer.cpu import NDBuffer
+
+    out: list[Any] = [None] * len(arrays)
+    transform, spec = chain.transform, chain.spec
+
+    def work(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            encoded = transform.encode_chunk(NDBuffer.from_ndarray_like(arrays[i]), spec)
+            out[i] = None if encoded is None else encoded.as_numpy_array()
+
+    map_ranges(work, len(arrays), threads, min_items=4)
+    return out

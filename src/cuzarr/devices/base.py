@@ -1,0 +1,39 @@
+"""The device interface every phase is written against."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from cuzarr.batch import ByteBatch
+from cuzarr.codecs.bytes_to_bytes import BytesStage
+
+__all__ = ["Device"]
+
+
+class Device(Protocol):
+    """Where slabs live and batched codec stages run."""
+
+    name: str
+    xp: Any  # the array module: numpy or cupy
+
+    def to_device(self, host: ByteBatch) -> ByteBatch:
+        """Move a host slab (from the io phase) to this device, once per wave."""
+        ...
+
+    def to_host(self, batch: ByteBatch) -> ByteBatch:
+        """Bring an encoded slab back to the host for the store."""
+        ...
+
+    def decode_stage(
+        self, stage: BytesStage, batch: ByteBatch, expected: int | None, threads: int
+    ) -> ByteBatch:
+        """Decode every item of `batch` with `stage` (one batched call)."""
+        ...
+
+    def encode_stage(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
+        """Encode every item of `batch` with `stage` (one batched call)."""
+        ...
+
+    def as_array(self, out: Any) -> Any:
+        """The array behind a zarr NDBuffer, in this device's array module."""
+        ...

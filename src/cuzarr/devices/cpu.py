@@ -1,0 +1,37 @@
+"""The cpu device: numpy slabs, host codec libraries on the host thread pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cuzarr.batch import ByteBatch
+from cuzarr.codecs.bytes_to_bytes import BytesStage
+
+__all__ = ["CpuDevice"]
+
+
+class CpuDevice:
+    name = "cpu"
+    xp = np
+
+    def to_device(self, host: ByteBatch) -> ByteBatch:
+        return host
+
+    def to_host(self, batch: ByteBatch) -> ByteBatch:
+        return batch
+
+    def decode_stage(
+        self, stage: BytesStage, batch: ByteBatch, expected: int | None, threads: int
+    ) -> ByteBatch:
+        return stage.decode(batch, expected, threads)
+
+    def encode_stage(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
+        return stage.encode(batch, threads)
+
+    def as_array(self, out: Any) -> Any:
+        array = out.as_ndarray_like()
+        if isinstance(array, np.ndarray):
+            return array
+        return None

@@ -1,0 +1,1 @@
+"""The io phase: store fetches into one slab per wave."""

@@ -1,0 +1,1 @@
+"""The plan phase: prepared codec chains, selections, shard byte ranges, range coalescing."""

@@ -1,0 +1,87 @@
+"""The scatter phase (decoded chunks -> `out`) and its mirror for writes (value -> chunks)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["gather_into", "rows_equal_fill", "scatter"]
+
+_BITWISE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def scatter(
+    out: Any,
+    decoded: Any,
+    rows: np.ndarray,
+    chunk_selections: Sequence[Any],
+    out_selections: Sequence[Any],
+    drop_axes: tuple[int, ...],
+    fill_value: Any,
+) -> None:
+    """out[out_sel[i]] = decoded[rows[i]][chunk_sel[i]]; rows[i] < 0 means fill value."""
+    for i, row in enumerate(rows.tolist()):
+        if row < 0:
+            out[out_selections[i]] = fill_value
+            continue
+        value = decoded[row][chunk_selections[i]]
+        if drop_axes:
+            value = value.squeeze(axis=drop_axes)
+        out[out_selections[i]] = value
+
+
+def _value_part(value: Any, out_selection: Any, chunk_selection: Any, ndim: int,
+                drop_axes: tuple[int, ...], scalar: bool) -> Any:
+    """The part of a write's value that lands in one chunk (zarr's merge rule)."""
+    if scalar or chunk_selection == ():
+        return value
+    part = value[out_selection]
+    if drop_axes:
+        part = part[tuple(None if d in drop_axes else slice(None) for d in range(ndim))]
+    return part
+
+
+def gather_into(
+    chunks: Any,
+    value: Any,
+    chunk_selections: Sequence[Any],
+    out_selections: Sequence[Any],
+    drop_axes: tuple[int, ...],
+) -> None:
+    """chunks[i][chunk_sel[i]] = value[out_sel[i]] for every chunk of a write."""
+    scalar = np.ndim(value) == 0
+    ndim = chunks.ndim - 1 if hasattr(chunks, "ndim") else None
+    for i in range(len(chunk_selections)):
+        target = chunks[i]
+        part = _value_part(value, out_selections[i], chunk_selections[i],
+                           ndim if ndim is not None else target.ndim, drop_axes, scalar)
+        target[chunk_selections[i]] = part
+
+
+def rows_equal_fill(arrays: Any, fill_value: Any) -> np.ndarray:
+    """Per chunk of an (n, ...) batch: does every element equal the fill value?
+
+    The same rule as zarr's NDBuffer.all_equal (NaN equals NaN; a 0.0 fill is
+    compared bit for bit, so -0.0 is data), vectorized over the batch.
+    """
+    n = arrays.shape[0]
+    if fill_value is None:
+        return np.zeros(n, dtype=bool)
+    flat = arrays.reshape(n, -1)
+    kind = flat.dtype.kind
+    fill = np.asarray(fill_value)
+    if fill.dtype.kind == "f" and fill == 0.0 and kind not in "USTOV":
+        fill = np.asarray(fill_value, dtype=flat.dtype)
+        bitwise = _BITWISE.get(flat.dtype.itemsize, f"V{flat.dtype.itemsize}")
+        return np.all(flat.view(bitwise) == fill.view(bitwise), axis=1)
+    if kind == "V":
+        fill_bytes = np.asarray(fill_value, dtype=flat.dtype).reshape(1).view(np.uint8)
+        as_bytes = np.ascontiguousarray(flat).view(np.uint8).reshape(n, -1, flat.dtype.itemsize)
+        return np.all(as_bytes == fill_bytes, axis=(1, 2))
+    fill = np.asarray(fill_value, dtype=flat.dtype)
+    equal = flat == fill
+    if kind in "fcmM" and bool(np.isnan(fill)):
+        equal |= np.isnan(flat)
+    return np.all(equal, axis=1)

@@ -1,0 +1,70 @@
+"""One process-wide host thread pool, used by host IO and CPU decode/encode.
+
+Work is handed out as contiguous index ranges (one task per worker), never one
+task per chunk, so the pool costs a few microseconds per batch, not per chunk.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["StageError", "map_ranges"]
+
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_lock = threading.Lock()
+
+
+class StageError(Exception):
+    """Raised inside a batched stage for item `index`; the pipeline adds the store key."""
+
+    def __init__(self, index: int, reason: str, *, checksum: bool = False) -> None:
+        super().__init__(reason)
+        self.index = index
+        self.reason = reason
+        self.checksum = checksum
+
+
+def _get_pool(threads: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size < threads:
+            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cuzarr")
+            _pool_size = threads
+        return _pool
+
+
+def _reset_after_fork() -> None:
+    global _pool, _pool_size, _lock
+    _pool, _pool_size, _lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def map_ranges(
+    fn: Callable[[int, int], None], n: int, threads: int, *, min_items: int = 1
+) -> None:
+    """Run `fn(lo, hi)` over [0, n) split into at most `threads` contiguous ranges.
+
+    `min_items` keeps tiny batches on the calling thread (a hop costs ~20 us).
+    Exceptions propagate; the lowest failing range's error wins, so errors are
+    reported in the same order a serial loop would report them.
+    """
+    if n <= 0:
+        return
+    parts = max(1, min(threads, n // max(1, min_items)))
+    if parts == 1:
+        fn(0, n)
+        return
+    bounds = [n * k // parts for k in range(parts + 1)]
+    pool = _get_pool(threads)
+    futures = [pool.submit(fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    errors = [f.exception() for f in futures]
+    for error in errors:
+        if error is not None:
+            raise error

@@ -1,0 +1,290 @@
+"""The write path: gather -> merge with stored chunks -> batched encode -> store writes."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import numpy as np
+
+from cuzarr.batch import ByteBatch
+from cuzarr.config import Options
+from cuzarr.decode import encode_fixed, encode_generic, named
+from cuzarr.devices import select_device
+from cuzarr.io.host import HostReader
+from cuzarr.plan.chain import Chain, FixedChain, ShardChain
+from cuzarr.plan.selection import aligned_region, selection_bounds, shift_selection
+from cuzarr.plan.shard import EMPTY, decode_indexes, encode_index, inner_ids, write_order
+from cuzarr.read import decode_chain, region_view, waves
+from cuzarr.scatter import gather_into, rows_equal_fill
+from cuzarr.workers import StageError, map_ranges
+
+__all__ = ["write_plain", "write_shards"]
+
+
+def _new_chunks(count: int, shape: tuple[int, ...], dtype: np.dtype, fill: Any) -> np.ndarray:
+    chunks = np.empty((count, *shape), dtype=dtype)
+    chunks[...] = fill
+    return chunks
+
+
+def _encode(chain: Chain, chunks: np.ndarray, keep: np.ndarray, device: Any,
+            threads: int) -> list[Any]:
+    """Encode chunks[keep]; returns host bytes-like per kept chunk (None = store nothing)."""
+    if isinstance(chain, FixedChain):
+        encoded = encode_fixed(chain, chunks[keep], device, threads)
+        return [encoded.item(i) for i in range(len(encoded))]
+    return encode_generic(chain, [chunks[i] for i in np.flatnonzero(keep)], threads)
+
+
+async def _store_writes(store: Any, keys: list[str], values: list[Any], deletes: list[str],
+                        threads: int) -> None:
+    """Set and delete keys; values are host uint8 arrays or bytes."""
+    from zarr.abc.store import _store_supports_sync_io
+    from zarr.core.buffer.cpu import Buffer
+
+    buffers = [Buffer.from_array_like(np.frombuffer(v, dtype=np.uint8)) for v in values]
+    if _store_supports_sync_io(store):
+        def work_set(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                store.set_sync(keys[i], buffers[i])
+
+        def work_delete(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                store.delete_sync(deletes[i])
+
+        await asyncio.to_thread(map_ranges, work_set, len(keys), threads, min_items=4)
+        await asyncio.to_thread(map_ranges, work_delete, len(deletes), threads, min_items=16)
+        return
+    await asyncio.gather(*(store.set(k, b) for k, b in zip(keys, buffers, strict=True)))
+    await asyncio.gather(*(store.delete(k) for k in deletes))
+
+
+async def write_plain(
+    chain: Chain, store: Any, entries: list[Any], value: np.ndarray,
+    drop_axes: tuple[int, ...], opts: Options,
+) -> None:
+    """Write whole chunks: merge partly written ones with what is stored, encode, store."""
+    device = select_device(value, opts.device)
+    reader = HostReader(store, opts.threads)
+    shape = tuple(entries[0][1].shape)
+    dtype = entries[0][1].dtype.to_native_dtype()
+    per_chunk = math.prod(shape) * dtype.itemsize
+    for lo, hi in waves(len(entries), per_chunk, opts.wave_bytes):
+        wave = entries[lo:hi]
+        keys = [e[0].path for e in wave]
+        partial = np.flatnonzero([not e[4] for e in wave])
+        if partial.size:
+            host, present = await reader.whole([keys[i] for i in partial])
+        else:
+            host, present = ByteBatch.empty(), np.zeros(0, dtype=bool)
+
+        def build(wave: list[Any] = wave, keys: list[str] = keys, partial: np.ndarray = partial,
+                  host: ByteBatch = host, present: np.ndarray = present) -> tuple[Any, Any, Any]:
+            chunks = _new_chunks(len(wave), shape, dtype, chain.fill_value)
+            have = partial[present]
+            if have.size:
+                decoded = decode_chain(chain, host, device, opts.threads, [keys[i] for i in have])
+                for row, i in enumerate(have.tolist()):
+                    chunks[i] = decoded[row]
+            gather_into(chunks, value, [e[2] for e in wave], [e[3] for e in wave], drop_axes)
+            if chain.write_empty_chunks:
+                empty = np.zeros(len(wave), dtype=bool)
+            else:
+                empty = rows_equal_fill(chunks, chain.fill_value)
+            encoded = _encode(chain, chunks, ~empty, device, opts.threads)
+            kept = np.flatnonzero(~empty)
+            set_keys = [keys[i] for i, v in zip(kept.tolist(), encoded, strict=True)
+                        if v is not None]
+            values = [v for v in encoded if v is not None]
+            deletes = [keys[i] for i in np.flatnonzero(empty)]
+            deletes += [keys[i] for i, v in zip(kept.tolist(), encoded, strict=True) if v is None]
+            return set_keys, values, deletes
+
+        set_keys, values, deletes = await asyncio.to_thread(build)
+        await _store_writes(store, set_keys, values, deletes, opts.threads)
+
+
+async def write_shards(
+    chain: ShardChain, store: Any, entries: list[Any], value: np.ndarray,
+    drop_axes: tuple[int, ...], opts: Options,
+) -> None:
+    """Write shards: re-encode only the touched inner chunks, keep the others' bytes."""
+    device = select_device(value, opts.device)
+    reader = HostReader(store, opts.threads)
+    dtype = entries[0][1].dtype.to_native_dtype()
+    shard_nbytes = math.prod(chain.shard_shape) * dtype.itemsize
+    for lo, hi in waves(len(entries), shard_nbytes, opts.wave_bytes):
+        wave = entries[lo:hi]
+        keys = [e[0].path for e in wave]
+        partial = np.flatnonzero([not e[4] for e in wave])
+        if partial.size:
+            host, present = await reader.whole([keys[i] for i in partial])
+        else:
+            host, present = ByteBatch.empty(), np.zeros(0, dtype=bool)
+        set_keys, values, deletes = await asyncio.to_thread(
+            _build_shards, chain, wave, keys, partial, host, present, value, drop_axes, dtype,
+            device, opts,
+        )
+        await _store_writes(store, set_keys, values, deletes, opts.threads)
+
+
+def _existing_tables(chain: ShardChain, host: ByteBatch, keys: list[str],
+                     threads: int) -> np.ndarray:
+    """Index tables of whole stored shards (index sliced from each shard's bytes)."""
+    n = chain.index_nbytes
+    short = np.flatnonzero(host.sizes < n)
+    if short.size:
+        raise named(StageError(int(short[0]), "shard shorter than its index"), keys)
+    starts = host.offsets if chain.index_at_start else host.offsets + host.sizes - n
+    index_batch = ByteBatch(host.slab, starts, np.full(len(host), n, dtype=np.int64))
+    try:
+        tables = decode_indexes(chain, index_batch, threads)
+        from cuzarr.plan.shard import validate_tables
+
+        validate_tables(tables, host.sizes)
+    except StageError as e:
+        raise named(e, keys) from e
+    return tables
+
+
+def _build_shards(
+    chain: ShardChain, wave: list[Any], keys: list[str], partial: np.ndarray, host: ByteBatch,
+    present: np.ndarray, value: np.ndarray, drop_axes: tuple[int, ...], dtype: np.dtype,
+    device: Any, opts: Options,
+) -> tuple[list[str], list[Any], list[str]]:
+    inner = chain.inner_shape
+    n_inner = chain.n_inner
+    have = partial[present]
+    existing_row = np.full(len(wave), -1, dtype=np.int64)
+    existing_row[have] = np.arange(have.size)
+    tables = _existing_tables(chain, host, [keys[i] for i in have], opts.threads)
+
+    # 1. Per shard: the touched inner chunks, merged with stored data where needed.
+    touched_ids: list[np.ndarray] = []
+    touched_chunks: list[np.ndarray] = []
+    decode_rows: list[tuple[int, int]] = []  # (index into all touched chunks, stored row)
+    decode_ranges: list[tuple[int, int]] = []
+    for s, entry in enumerate(wave):
+        bounds = selection_bounds(entry[2], chain.shard_shape)
+        if bounds is None:
+            touched_ids.append(np.zeros(0, dtype=np.int64))
+            touched_chunks.append(np.zeros((0, *inner), dtype=dtype))
+            continue
+        first, stop = aligned_region(bounds, inner)
+        ids = inner_ids(chain.chunks_per_shard, first, stop)
+        counts = tuple(b - a for a, b in zip(first, stop, strict=True))
+        region = np.empty(tuple(k * c for k, c in zip(counts, inner, strict=True)), dtype=dtype)
+        region[...] = chain.fill_value
+        row = int(existing_row[s])
+        if row >= 0:
+            table = tables[row][ids]
+            has = np.flatnonzero(table[:, 0] != EMPTY)
+            base = int(host.offsets[row])
+            for j in has.tolist():
+                decode_rows.append((s, j))
+                decode_ranges.append((base + int(table[j, 0]), int(table[j, 1])))
+        touched_ids.append(ids)
+        touched_chunks.append(region)
+        wave_origin = tuple(a * c for a, c in zip(first, inner, strict=True))
+        touched_chunks[-1] = (region, counts, wave_origin)  # type: ignore[call-overload]
+
+    # 2. Decode every stored inner chunk that a partial write touches, in one batch.
+    if decode_ranges:
+        starts = np.array([r[0] for r in decode_ranges], dtype=np.int64)
+        sizes = np.array([r[1] for r in decode_ranges], dtype=np.int64)
+        names = [f"{keys[s]} (inner chunk {j})" for s, j in decode_rows]
+        decoded = decode_chain(chain.inner, ByteBatch(host.slab, starts, sizes), device,
+                               opts.threads, names)
+        for k, (s, j) in enumerate(decode_rows):
+            region, counts, _ = touched_chunks[s]  # type: ignore[misc]
+            blocks = region_view(region, counts, inner)
+            blocks[np.unravel_index(j, counts)] = decoded[k]
+
+    # 3. Write the value into each region, then cut the regions into inner chunks.
+    all_chunks, all_shard, all_ids = [], [], []
+    for s, entry in enumerate(wave):
+        if len(touched_ids[s]) == 0:
+            continue
+        region, counts, origin = touched_chunks[s]  # type: ignore[misc]
+        local = shift_selection(entry[2], origin, chain.shard_shape, region.shape)
+        holder = region[None]
+        gather_into(holder, value, [local], [entry[3]], drop_axes)
+        blocks = np.ascontiguousarray(region_view(region, counts, inner)).reshape(-1, *inner)
+        all_chunks.append(blocks)
+        all_shard.append(np.full(len(blocks), s, dtype=np.int64))
+        all_ids.append(touched_ids[s])
+    if all_chunks:
+        chunks = np.concatenate(all_chunks)
+        shard_of = np.concatenate(all_shard)
+        ids_of = np.concatenate(all_ids)
+    else:
+        chunks = np.zeros((0, *inner), dtype=dtype)
+        shard_of = ids_of = np.zeros(0, dtype=np.int64)
+
+    # 4. Encode the non-empty touched chunks of every shard in one batch.
+    if chain.write_empty_chunks:
+        empty = np.zeros(len(chunks), dtype=bool)
+    else:
+        empty = rows_equal_fill(chunks, chain.fill_value)
+    encoded = _encode(chain.inner, chunks, ~empty, device, opts.threads)
+    new_bytes: list[Any] = [None] * len(chunks)
+    for k, i in enumerate(np.flatnonzero(~empty).tolist()):
+        new_bytes[i] = encoded[k]
+
+    # 5. Assemble each shard in zarr's inner-chunk order.
+    order = write_order(chain.codec.subchunk_write_order, chain.chunks_per_shard, chain.codec)
+    set_keys: list[str] = []
+    values: list[Any] = []
+    deletes: list[str] = []
+    starts_of = np.searchsorted(shard_of, np.arange(len(wave) + 1))
+    for s in range(len(wave)):
+        pieces: list[Any] = [None] * n_inner
+        row = int(existing_row[s])
+        if row >= 0:
+            table = tables[row]
+            base = int(host.offsets[row])
+            for j in np.flatnonzero(table[:, 0] != EMPTY).tolist():
+                off = base + int(table[j, 0])
+                pieces[j] = host.slab[off : off + int(table[j, 1])]
+        for k in range(int(starts_of[s]), int(starts_of[s + 1])):
+            pieces[int(ids_of[k])] = new_bytes[k]
+        blob = _assemble(chain, pieces, order, n_inner)
+        if blob is None:
+            deletes.append(keys[s])
+        else:
+            set_keys.append(keys[s])
+            values.append(blob)
+    return set_keys, values, deletes
+
+
+def _assemble(chain: ShardChain, pieces: list[Any], order: np.ndarray,
+              n_inner: int) -> np.ndarray | None:
+    """Lay out present inner chunks in `order`, build the index; None for an empty shard."""
+    sizes = np.array([0 if p is None else len(p) for p in pieces], dtype=np.int64)
+    present = np.array([p is not None and len(p) > 0 for p in pieces], dtype=bool)
+    if not present.any():
+        return None
+    ordered = order[present[order]]
+    lens = sizes[ordered]
+    start = chain.index_nbytes if chain.index_at_start else 0
+    offsets = np.zeros(len(ordered), dtype=np.int64)
+    if len(ordered) > 1:
+        np.cumsum(lens[:-1], out=offsets[1:])
+    offsets += start
+    table = np.full((n_inner, 2), EMPTY, dtype=np.uint64)
+    table[ordered, 0] = offsets.astype(np.uint64)
+    table[ordered, 1] = lens.astype(np.uint64)
+    index = np.frombuffer(encode_index(chain, table), dtype=np.uint8)
+    data_nbytes = int(lens.sum())
+    blob = np.empty(data_nbytes + index.size, dtype=np.uint8)
+    for j, off in zip(ordered.tolist(), offsets.tolist(), strict=True):
+        piece = np.frombuffer(pieces[j], dtype=np.uint8) if not isinstance(
+            pieces[j], np.ndarray) else pieces[j]
+        blob[off : off + piece.size] = piece
+    if chain.index_at_start:
+        blob[: index.size] = index
+    else:
+        blob[data_nbytes:] = index
+    return blob
