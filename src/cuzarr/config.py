@@ -25,7 +25,9 @@ def _positive_int_or_none(name: str, value: Any) -> int | None:
     try:
         parsed = int(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"cuzarr setting {name!r} must be a positive integer, got {value!r}") from None
+        raise ConfigError(
+            f"cuzarr setting {name!r} must be a positive integer, got {value!r}"
+        ) from None
     if parsed < 1:
         raise ConfigError(f"cuzarr setting {name!r} must be a positive integer, got {value!r}")
     return parsed
@@ -122,7 +124,7 @@ class _Restorer:
                 _overrides.pop(name, None)
 
 
-def set(**values: Any) -> _Restorer:  # noqa: A001 - kvikio's name for it
+def set(**values: Any) -> _Restorer:
     """Change settings; validated now, so a bad value fails here, naming the setting."""
     parsed: dict[str, Any] = {}
     for name, value in values.items():

@@ -8,7 +8,7 @@ PIPELINE_PATH = "cuzarr.PhasedCodecPipeline"
 
 
 class _Enabled:
-    """What `enable()` returns: ignore it, or use it as a context manager to restore zarr's config."""
+    """What `enable()` returns: ignore it, or use it as a context manager to restore zarr."""
 
     def __init__(self, previous: dict[str, Any]) -> None:
         self._previous = previous

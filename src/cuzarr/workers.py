@@ -6,6 +6,7 @@ task per chunk, so the pool costs a few microseconds per batch, not per chunk.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -63,7 +64,7 @@ def map_ranges(
         return
     bounds = [n * k // parts for k in range(parts + 1)]
     pool = _get_pool(threads)
-    futures = [pool.submit(fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    futures = [pool.submit(fn, lo, hi) for lo, hi in itertools.pairwise(bounds)]
     errors = [f.exception() for f in futures]
     for error in errors:
         if error is not None:

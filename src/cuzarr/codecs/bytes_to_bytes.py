@@ -271,7 +271,9 @@ class BloscStage(BytesStage):
             bad = np.flatnonzero(nbytes != expected)
             if bad.size:
                 i = int(bad[0])
-                raise StageError(i, f"blosc: header says {int(nbytes[i])} bytes, expected {expected}")
+                raise StageError(
+                    i, f"blosc: header says {int(nbytes[i])} bytes, expected {expected}"
+                )
         offsets = np.zeros(n, dtype=np.int64)
         np.cumsum(nbytes[:-1], out=offsets[1:])
         out = np.empty(int(nbytes.sum()), dtype=np.uint8)
