@@ -14,7 +14,12 @@ from cuzarr.decode import encode_fixed, encode_generic, named
 from cuzarr.devices import select_device
 from cuzarr.io.host import HostReader
 from cuzarr.plan.chain import Chain, FixedChain, ShardChain
-from cuzarr.plan.selection import aligned_region, selection_bounds, shift_selection
+from cuzarr.plan.selection import (
+    aligned_region,
+    covers_whole,
+    selection_bounds,
+    shift_selection,
+)
 from cuzarr.plan.shard import EMPTY, decode_indexes, encode_index, inner_ids, write_order
 from cuzarr.read import decode_chain, region_view, waves
 from cuzarr.scatter import gather_into, rows_equal_fill
@@ -23,9 +28,17 @@ from cuzarr.workers import StageError, map_ranges
 __all__ = ["write_plain", "write_shards"]
 
 
-def _new_chunks(count: int, shape: tuple[int, ...], dtype: np.dtype, fill: Any) -> np.ndarray:
-    chunks = np.empty((count, *shape), dtype=dtype)
-    chunks[...] = fill
+def _new_chunks(
+    shape: tuple[int, ...], dtype: np.dtype, fill: Any, complete: np.ndarray
+) -> np.ndarray:
+    """Chunk buffers for a write; only chunks the value does not cover start as fill."""
+    chunks = np.empty((len(complete), *shape), dtype=dtype)
+    if complete.all():
+        return chunks
+    if not complete.any():
+        chunks[...] = fill
+    else:
+        chunks[~complete] = fill
     return chunks
 
 
@@ -82,7 +95,8 @@ async def write_plain(
 
         def build(wave: list[Any] = wave, keys: list[str] = keys, partial: np.ndarray = partial,
                   host: ByteBatch = host, present: np.ndarray = present) -> tuple[Any, Any, Any]:
-            chunks = _new_chunks(len(wave), shape, dtype, chain.fill_value)
+            complete = np.array([bool(e[4]) and covers_whole(e[2], shape) for e in wave])
+            chunks = _new_chunks(shape, dtype, chain.fill_value, complete)
             have = partial[present]
             if have.size:
                 decoded = decode_chain(chain, host, device, opts.threads, [keys[i] for i in have])
@@ -176,7 +190,8 @@ def _build_shards(
         ids = inner_ids(chain.chunks_per_shard, first, stop)
         counts = tuple(b - a for a, b in zip(first, stop, strict=True))
         region = np.empty(tuple(k * c for k, c in zip(counts, inner, strict=True)), dtype=dtype)
-        region[...] = chain.fill_value
+        if not (entry[4] and covers_whole(entry[2], chain.shard_shape)):
+            region[...] = chain.fill_value
         row = int(existing_row[s])
         if row >= 0:
             table = tables[row][ids]

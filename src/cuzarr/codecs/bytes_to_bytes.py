@@ -32,6 +32,10 @@ __all__ = [
 ]
 
 
+#: frames decoding to at least this many bytes are decoded in place, one call each
+_DIRECT_DECODE_BYTES = 1 << 18
+
+
 def _gather(parts: list[Any], n: int) -> ByteBatch:
     """Pack per-item host outputs (in item order) into one batch."""
     if len(parts) != n:
@@ -98,6 +102,8 @@ class ZstdStage(BytesStage):
         slab = np.ascontiguousarray(batch.slab)
         segments = np.stack([batch.offsets, batch.sizes], axis=1).astype("<u8")
         frames = zstandard.BufferWithSegments(slab, segments.tobytes())
+        if expected is not None and expected >= _DIRECT_DECODE_BYTES:
+            return self._decode_into_rows(batch, expected, threads)
         sizes = None
         if expected is not None:
             sizes = np.full(n, expected, dtype="<u8").tobytes()
@@ -116,6 +122,31 @@ class ZstdStage(BytesStage):
                 out[i * expected : (i + 1) * expected] = np.frombuffer(part, dtype=np.uint8)
             return ByteBatch.fixed(out, n, expected)
         return ByteBatch.from_buffers([result[i] for i in range(n)])
+
+    def _decode_into_rows(self, batch: ByteBatch, expected: int, threads: int) -> ByteBatch:
+        """Large frames: decompress each straight into its row of the output slab."""
+        from numcodecs import Zstd
+
+        n = len(batch)
+        out = np.empty(n * expected, dtype=np.uint8)
+        slab, offsets, sizes = batch.slab, batch.offsets, batch.sizes
+        failed: list[int] = []
+
+        def work(lo: int, hi: int) -> None:
+            codec = Zstd()
+            for i in range(lo, hi):
+                start = int(offsets[i])
+                try:
+                    codec.decode(slab[start : start + int(sizes[i])],
+                                 out=out[i * expected : (i + 1) * expected])
+                except Exception:
+                    failed.append(i)
+                    return
+
+        map_ranges(work, n, threads)
+        if failed:
+            return self._decode_each(batch, expected, threads)
+        return ByteBatch.fixed(out, n, expected)
 
     def _decode_each(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
         """Slow path: one frame at a time, to find and name the bad item (or frames without

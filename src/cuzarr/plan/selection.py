@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["aligned_region", "selection_bounds", "shift_selection"]
+__all__ = ["aligned_region", "covers_whole", "selection_bounds", "shift_selection"]
 
 
 def _dim_bounds(sel: Any, length: int) -> tuple[int, int] | None:
@@ -93,3 +93,13 @@ def _shift_bool(arr: np.ndarray, origin: int, rlen: int) -> np.ndarray:
     index = [slice(None)] * arr.ndim
     index[axis] = slice(origin, origin + rlen)
     return arr[tuple(index)]
+
+
+def covers_whole(selection: tuple[Any, ...], shape: tuple[int, ...]) -> bool:
+    """True when a selection is every element of an array of `shape`, in order (all slices)."""
+    if len(selection) != len(shape):
+        return False
+    return all(
+        isinstance(sel, slice) and sel.indices(n) == (0, n, 1)
+        for sel, n in zip(selection, shape, strict=True)
+    )
