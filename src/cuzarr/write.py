@@ -249,7 +249,7 @@ def _build_shards(
         new_bytes[i] = encoded[k]
 
     # 5. Assemble each shard in zarr's inner-chunk order.
-    order = write_order(chain.codec.subchunk_write_order, chain.chunks_per_shard, chain.codec)
+    order = write_order(chain.codec, chain.chunks_per_shard)
     set_keys: list[str] = []
     values: list[Any] = []
     deletes: list[str] = []

@@ -5,7 +5,6 @@ The sharding codec here is a planner of byte ranges: it never does IO itself.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import google_crc32c
@@ -99,14 +98,22 @@ def inner_ids(
     return np.ravel_multi_index(tuple(g.ravel() for g in grids), chunks_per_shard).astype(np.int64)
 
 
-@lru_cache(maxsize=64)
-def write_order(codec_order: str, chunks_per_shard: tuple[int, ...], codec: Any) -> np.ndarray:
-    """Flat ids of the inner chunks in the order zarr lays them out in a shard."""
-    coords = list(codec._subchunk_order_iter(chunks_per_shard, codec_order))
-    if not chunks_per_shard:
-        return np.zeros(1, dtype=np.int64)
-    arr = np.asarray(coords, dtype=np.int64).reshape(-1, len(chunks_per_shard))
-    return np.ravel_multi_index(tuple(arr.T), chunks_per_shard).astype(np.int64)
+_ORDERS: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+
+
+def write_order(codec: Any, chunks_per_shard: tuple[int, ...]) -> np.ndarray:
+    """Flat ids of the inner chunks in the order zarr lays them out in a shard (cached)."""
+    key = (codec.subchunk_write_order, chunks_per_shard)
+    order = _ORDERS.get(key)
+    if order is None:
+        if not chunks_per_shard:
+            order = np.zeros(1, dtype=np.int64)
+        else:
+            coords = list(codec._subchunk_order_iter(chunks_per_shard, key[0]))
+            arr = np.asarray(coords, dtype=np.int64).reshape(-1, len(chunks_per_shard))
+            order = np.ravel_multi_index(tuple(arr.T), chunks_per_shard).astype(np.int64)
+        _ORDERS[key] = order
+    return order
 
 
 def _host_buffer(view: Any) -> Any:
