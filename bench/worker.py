@@ -1,0 +1,171 @@
+"""Worker process: one engine per process, measuring on request.
+
+Protocol: JSON lines. The worker first writes a handshake (`ready` true or false), then
+answers each request line with one reply line. Requests look like
+``{"cmd": "read"|"write"|"quit", "workload": NAME, "quick": BOOL, "data": DIR,
+"scratch": DIR}``; replies carry ``status`` ("ok", "FAILED" for wrong data, "error")
+and ``seconds``. The protocol uses a private copy of stdout, and fd 1 is pointed at
+stderr, so stray prints from an engine cannot corrupt it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import gc
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import zarr
+
+from bench.engines import Engine, activate, get_engine
+from bench.workloads import DEFAULT_PIPELINE, Workload, array_path, get_workload, ref_path
+
+
+class WrongData(Exception):
+    """The engine returned or stored data that differs from the reference."""
+
+
+class Worker:
+    """Holds the active engine and the current workload's reference data."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.pipeline_cls, self.skipped_plugins = activate(engine)
+        self._ref_key: tuple[str, str] | None = None
+        self._ref: np.ndarray | None = None
+
+    def reference(self, workload: Workload, data_root: Path) -> np.ndarray:
+        """Reference data, loaded fully into memory so page faults stay out of timings."""
+        key = (workload.name, str(data_root))
+        if self._ref is None or self._ref_key != key:
+            self._ref = None
+            gc.collect()
+            self._ref = np.load(ref_path(data_root, workload))
+            self._ref_key = key
+        return self._ref
+
+    def check_pipeline(self, arr: zarr.Array) -> None:
+        """Guard against zarr silently building a different pipeline than configured."""
+        pipeline = arr.async_array.codec_pipeline
+        if not isinstance(pipeline, self.pipeline_cls):
+            raise RuntimeError(
+                f"array uses {type(pipeline).__name__}, expected {self.pipeline_cls.__name__}"
+            )
+
+    def read(self, workload: Workload, data_root: Path) -> float:
+        ref = self.reference(workload, data_root)
+        arr = zarr.open_array(store=str(array_path(data_root, workload)), mode="r")
+        self.check_pipeline(arr)
+        start = time.perf_counter()
+        out = arr[...]
+        seconds = time.perf_counter() - start
+        if not same_bits(np.asarray(out), ref):
+            raise WrongData("read result differs from reference data")
+        return seconds
+
+    def write(self, workload: Workload, data_root: Path, scratch: Path) -> float:
+        ref = self.reference(workload, data_root)
+        path = scratch / f"{self.engine.name}-{uuid.uuid4().hex}.zarr"
+        try:
+            arr = workload.create(path)
+            self.check_pipeline(arr)
+            start = time.perf_counter()
+            arr[...] = ref
+            seconds = time.perf_counter() - start
+            with zarr.config.set({"codec_pipeline.path": DEFAULT_PIPELINE}):
+                back = zarr.open_array(store=str(path), mode="r")[...]
+            if not same_bits(np.asarray(back), ref):
+                raise WrongData("data read back with zarr's default pipeline differs")
+            return seconds
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run one request, turning every failure into a reply instead of a crash."""
+        cmd = request["cmd"]
+        try:
+            workload = get_workload(request["workload"], request["quick"])
+            data_root = Path(request["data"])
+            scratch = Path(request["scratch"])
+            if cmd == "read":
+                return {"status": "ok", "seconds": self.read(workload, data_root)}
+            if cmd == "write":
+                return {"status": "ok", "seconds": self.write(workload, data_root, scratch)}
+            return {"status": "error", "error": f"unknown command {cmd!r}"}
+        except WrongData as exc:
+            return {"status": "FAILED", "error": str(exc)}
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            gc.collect()
+
+
+def same_bits(actual: np.ndarray, expected: np.ndarray) -> bool:
+    """Bitwise equality, so -0.0 vs 0.0 or NaN payload changes also count as wrong."""
+    if actual.dtype != expected.dtype or actual.shape != expected.shape:
+        return False
+    a = np.ascontiguousarray(actual).reshape(-1).view(np.uint8)
+    b = np.ascontiguousarray(expected).reshape(-1).view(np.uint8)
+    return bool(np.array_equal(a, b))
+
+
+def module_versions(engine: Engine) -> dict[str, str | None]:
+    """`__version__` of the engine's modules as imported, which may be an uninstalled tree."""
+    return {m: getattr(sys.modules.get(m), "__version__", None) for m in engine.imports}
+
+
+def send(channel: TextIO, message: dict[str, Any]) -> None:
+    channel.write(json.dumps(message) + "\n")
+    channel.flush()
+
+
+def serve(engine_name: str) -> int:
+    """Handshake, then answer requests from stdin until `quit` or EOF."""
+    channel = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    faulthandler.enable()  # a native crash in an engine leaves a traceback in the log
+    try:
+        engine = get_engine(engine_name)
+        worker = Worker(engine)
+    except BaseException as exc:
+        traceback.print_exc(file=sys.stderr)
+        send(channel, {"ready": False, "error": f"{type(exc).__name__}: {exc}"})
+        return 1
+    cls = worker.pipeline_cls
+    send(
+        channel,
+        {
+            "ready": True,
+            "pipeline": f"{cls.__module__}.{cls.__qualname__}",
+            "modules": module_versions(engine),
+            "skipped_plugins": worker.skipped_plugins,
+            "pid": os.getpid(),
+        },
+    )
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request["cmd"] == "quit":
+            break
+        send(channel, worker.handle(request))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="bench worker (started by python -m bench)")
+    parser.add_argument("--engine", required=True)
+    args = parser.parse_args(argv)
+    return serve(args.engine)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
