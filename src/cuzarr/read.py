@@ -17,7 +17,7 @@ from cuzarr.plan.chain import Chain, FixedChain, ShardChain
 from cuzarr.plan.selection import aligned_region, selection_bounds, shift_selection
 from cuzarr.plan.shard import EMPTY, decode_indexes, inner_ids, validate_tables
 from cuzarr.scatter import scatter
-from cuzarr.workers import StageError
+from cuzarr.workers import StageError, map_ranges
 
 __all__ = ["decode_chain", "read_plain", "read_shards", "region_view", "waves"]
 
@@ -63,7 +63,7 @@ async def read_plain(
             scatter(
                 out, decoded, rows,
                 [e[2] for e in entries[lo:hi]], [e[3] for e in entries[lo:hi]],
-                drop_axes, chain.fill_value,
+                drop_axes, chain.fill_value, opts.threads,
             )
 
         await asyncio.to_thread(decode_and_scatter)
@@ -161,7 +161,12 @@ async def _read_shard_wave(
         if missing.size:
             scatter(out, None, np.full(missing.size, -1, dtype=np.int64),
                     [None] * missing.size, [entries[i][3] for i in missing], drop_axes, fill)
-        for i, first, stop, rows, _ in plans:
+        def place_shards(lo: int, hi: int) -> None:
+            for plan in plans[lo:hi]:
+                _place_shard(plan)
+
+        def _place_shard(plan: Any) -> None:
+            i, first, stop, rows, _ = plan
             counts = tuple(b - a for a, b in zip(first, stop, strict=True))
             region_shape = tuple(k * c for k, c in zip(counts, inner, strict=True))
             region = np.empty(region_shape, dtype=out.dtype)
@@ -174,6 +179,8 @@ async def _read_shard_wave(
             if drop_axes:
                 value = value.squeeze(axis=drop_axes)
             out[entries[i][3]] = value
+
+        map_ranges(place_shards, len(plans), opts.threads)
 
     await asyncio.to_thread(decode_and_scatter)
     return index.present

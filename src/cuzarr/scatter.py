@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from cuzarr.workers import map_ranges
+
 __all__ = ["gather_into", "rows_equal_fill", "scatter"]
 
 _BITWISE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
@@ -20,16 +22,33 @@ def scatter(
     out_selections: Sequence[Any],
     drop_axes: tuple[int, ...],
     fill_value: Any,
+    threads: int = 1,
 ) -> None:
-    """out[out_sel[i]] = decoded[rows[i]][chunk_sel[i]]; rows[i] < 0 means fill value."""
-    for i, row in enumerate(rows.tolist()):
-        if row < 0:
-            out[out_selections[i]] = fill_value
-            continue
-        value = decoded[row][chunk_selections[i]]
-        if drop_axes:
-            value = value.squeeze(axis=drop_axes)
-        out[out_selections[i]] = value
+    """out[out_sel[i]] = decoded[rows[i]][chunk_sel[i]]; rows[i] < 0 means fill value.
+
+    Chunks write disjoint parts of `out`, so contiguous ranges of them are copied
+    on the thread pool (numpy releases the GIL for the copies).
+    """
+    row_list = rows.tolist()
+
+    def work(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            row = row_list[i]
+            if row < 0:
+                out[out_selections[i]] = fill_value
+                continue
+            value = decoded[row][chunk_selections[i]]
+            if drop_axes:
+                value = value.squeeze(axis=drop_axes)
+            out[out_selections[i]] = value
+
+    map_ranges(work, len(row_list), threads, min_items=_min_items(decoded))
+
+
+def _min_items(decoded: Any) -> int:
+    """Enough chunks per task that a thread hop (~20 us) is worth it."""
+    per_chunk = decoded[0].nbytes if decoded is not None and len(decoded) else 0
+    return max(1, (1 << 20) // max(1, per_chunk))
 
 
 def _value_part(value: Any, out_selection: Any, chunk_selection: Any, ndim: int,
