@@ -121,7 +121,7 @@ def test_corrupt_inner_chunk_names_shard_and_inner_coords(tmp_path: Path) -> Non
 
 
 def test_failed_partial_write_keeps_stored_chunk(tmp_path: Path) -> None:
-    arr, data = _make(tmp_path, compressors=ZstdCodec())
+    _make(tmp_path, compressors=ZstdCodec())
     victim = _chunk_file(tmp_path, "c/1/1")
     victim.write_bytes(victim.read_bytes()[:-3])
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}

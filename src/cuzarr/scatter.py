@@ -51,8 +51,14 @@ def _min_items(decoded: Any) -> int:
     return max(1, (1 << 20) // max(1, per_chunk))
 
 
-def _value_part(value: Any, out_selection: Any, chunk_selection: Any, ndim: int,
-                drop_axes: tuple[int, ...], scalar: bool) -> Any:
+def _value_part(
+    value: Any,
+    out_selection: Any,
+    chunk_selection: Any,
+    ndim: int,
+    drop_axes: tuple[int, ...],
+    scalar: bool,
+) -> Any:
     """The part of a write's value that lands in one chunk (zarr's merge rule)."""
     if scalar or chunk_selection == ():
         return value
@@ -71,11 +77,11 @@ def gather_into(
 ) -> None:
     """chunks[i][chunk_sel[i]] = value[out_sel[i]] for every chunk of a write."""
     scalar = np.ndim(value) == 0
-    ndim = chunks.ndim - 1 if hasattr(chunks, "ndim") else None
     for i in range(len(chunk_selections)):
-        target = chunks[i]
-        part = _value_part(value, out_selections[i], chunk_selections[i],
-                           ndim if ndim is not None else target.ndim, drop_axes, scalar)
+        target = chunks[i, ...]  # a view, 0-d chunks included
+        part = _value_part(
+            value, out_selections[i], chunk_selections[i], target.ndim, drop_axes, scalar
+        )
         target[chunk_selections[i]] = part
 
 

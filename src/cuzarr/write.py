@@ -101,7 +101,7 @@ async def write_plain(
             if have.size:
                 decoded = decode_chain(chain, host, device, opts.threads, [keys[i] for i in have])
                 for row, i in enumerate(have.tolist()):
-                    chunks[i] = decoded[row]
+                    chunks[i, ...] = decoded[row]
             gather_into(chunks, value, [e[2] for e in wave], [e[3] for e in wave], drop_axes)
             if chain.write_empty_chunks:
                 empty = np.zeros(len(wave), dtype=bool)
