@@ -177,14 +177,15 @@ def _build_shards(
 
     # 1. Per shard: the touched inner chunks, merged with stored data where needed.
     touched_ids: list[np.ndarray] = []
-    touched_chunks: list[np.ndarray] = []
+    # per shard: (region array, inner-chunk counts, region origin), or None if untouched
+    regions: list[tuple[np.ndarray, tuple[int, ...], tuple[int, ...]] | None] = []
     decode_rows: list[tuple[int, int]] = []  # (index into all touched chunks, stored row)
     decode_ranges: list[tuple[int, int]] = []
     for s, entry in enumerate(wave):
         bounds = selection_bounds(entry[2], chain.shard_shape)
         if bounds is None:
             touched_ids.append(np.zeros(0, dtype=np.int64))
-            touched_chunks.append(np.zeros((0, *inner), dtype=dtype))
+            regions.append(None)
             continue
         first, stop = aligned_region(bounds, inner)
         ids = inner_ids(chain.chunks_per_shard, first, stop)
@@ -201,9 +202,7 @@ def _build_shards(
                 decode_rows.append((s, j))
                 decode_ranges.append((base + int(table[j, 0]), int(table[j, 1])))
         touched_ids.append(ids)
-        touched_chunks.append(region)
-        wave_origin = tuple(a * c for a, c in zip(first, inner, strict=True))
-        touched_chunks[-1] = (region, counts, wave_origin)  # type: ignore[call-overload]
+        regions.append((region, counts, tuple(a * c for a, c in zip(first, inner, strict=True))))
 
     # 2. Decode every stored inner chunk that a partial write touches, in one batch.
     if decode_ranges:
@@ -213,16 +212,17 @@ def _build_shards(
         decoded = decode_chain(chain.inner, ByteBatch(host.slab, starts, sizes), device,
                                opts.threads, names)
         for k, (s, j) in enumerate(decode_rows):
-            region, counts, _ = touched_chunks[s]  # type: ignore[misc]
+            region, counts, _ = regions[s]  # type: ignore[misc]  # set for touched shards
             blocks = region_view(region, counts, inner)
             blocks[np.unravel_index(j, counts)] = decoded[k]
 
     # 3. Write the value into each region, then cut the regions into inner chunks.
     all_chunks, all_shard, all_ids = [], [], []
     for s, entry in enumerate(wave):
-        if len(touched_ids[s]) == 0:
+        placed = regions[s]
+        if placed is None:
             continue
-        region, counts, origin = touched_chunks[s]  # type: ignore[misc]
+        region, counts, origin = placed
         local = shift_selection(entry[2], origin, chain.shard_shape, region.shape)
         holder = region[None]
         gather_into(holder, value, [local], [entry[3]], drop_axes)
