@@ -29,6 +29,7 @@ from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ZstdCodec
 
 from parity import (
     ORACLE_PIPELINE,
+    StoreFactory,
     assert_equal_values,
     assert_same_array,
     create_with,
@@ -515,7 +516,7 @@ def test_block_selection_write(
 
 @pytest.mark.parametrize("fill_with", ["fill-value", "data"])
 def test_fill_value_write_through_selection(
-    fill_with: str, test_pipeline: str, store_factory: Any
+    fill_with: str, test_pipeline: str, store_factory: StoreFactory
 ) -> None:
     """Writing the fill value through oindex/vindex empties chunks exactly like the oracle."""
     setup = Setup((12, 10), (4, 5), None, 3, "float32", "zstd", "C", "local", 11)
