@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from cuzarr.plan.chain import Chain, FixedChain, ShardChain
 from cuzarr.plan.selection import aligned_region, selection_bounds, shift_selection
 from cuzarr.plan.shard import EMPTY, decode_indexes, inner_ids, validate_tables
 from cuzarr.scatter import scatter
-from cuzarr.workers import StageError, map_ranges
+from cuzarr.workers import StageError, map_ranges, run_tiles
 
 __all__ = ["decode_chain", "read_plain", "read_shards", "region_view", "waves"]
 
@@ -37,36 +38,44 @@ def decode_chain(chain: Chain, batch: ByteBatch, device: Any, threads: int, keys
     return decode_generic(chain, batch, threads, keys)
 
 
+#: decoded bytes per tile on a blocking store (IO, decode and scatter overlap across tiles)
+TILE_BYTES = 8 << 20
+
+
 async def read_plain(
     chain: Chain, store: Any, entries: list[Any], out: Any, drop_axes: tuple[int, ...],
     opts: Options,
 ) -> np.ndarray:
     """Read whole chunks and scatter them; returns which chunks were present."""
     device = select_device(out, opts.device)
-    reader = HostReader(store, opts.threads)
     keys = [e[0].path for e in entries]
     per_chunk = math.prod(entries[0][1].shape) * out.dtype.itemsize
     present_all = np.zeros(len(entries), dtype=bool)
-    for lo, hi in waves(len(entries), per_chunk, opts.wave_bytes):
-        wave_keys = keys[lo:hi]
-        host, present = await reader.whole(wave_keys)
+
+    def finish(host: ByteBatch, present: np.ndarray, lo: int, hi: int, threads: int) -> None:
         present_all[lo:hi] = present
+        rows = np.full(hi - lo, -1, dtype=np.int64)
+        idx = np.flatnonzero(present)
+        rows[idx] = np.arange(idx.size)
+        decoded = decode_chain(chain, host, device, threads, [keys[lo + i] for i in idx])
+        scatter(
+            out, decoded, rows,
+            [e[2] for e in entries[lo:hi]], [e[3] for e in entries[lo:hi]],
+            drop_axes, chain.fill_value, threads,
+        )
 
-        def decode_and_scatter(
-            host: ByteBatch = host, present: np.ndarray = present, lo: int = lo, hi: int = hi,
-            wave_keys: list[str] = wave_keys,
-        ) -> None:
-            rows = np.full(hi - lo, -1, dtype=np.int64)
-            idx = np.flatnonzero(present)
-            rows[idx] = np.arange(idx.size)
-            decoded = decode_chain(chain, host, device, opts.threads, [wave_keys[i] for i in idx])
-            scatter(
-                out, decoded, rows,
-                [e[2] for e in entries[lo:hi]], [e[3] for e in entries[lo:hi]],
-                drop_axes, chain.fill_value, opts.threads,
-            )
+    reader = HostReader(store, opts.threads)
+    if reader.blocking:
+        def tile(lo: int, hi: int, threads: int) -> None:
+            host, present = HostReader(store, threads).whole_sync(keys[lo:hi])
+            finish(host, present, lo, hi, threads)
 
-        await asyncio.to_thread(decode_and_scatter)
+        per_tile = min(opts.wave_bytes, TILE_BYTES) // max(1, per_chunk)
+        await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
+        return present_all
+    for lo, hi in waves(len(entries), per_chunk, opts.wave_bytes):
+        host, present = await reader.whole(keys[lo:hi])
+        await asyncio.to_thread(finish, host, present, lo, hi, opts.threads)
     return present_all
 
 
@@ -99,105 +108,183 @@ async def read_shards(
 ) -> np.ndarray:
     """Read the touched inner chunks of every shard in one batch; returns shard presence."""
     device = select_device(out, opts.device)
-    reader = HostReader(store, opts.threads)
     keys = [e[0].path for e in entries]
     shard_nbytes = math.prod(chain.shard_shape) * out.dtype.itemsize
     present_all = np.zeros(len(entries), dtype=bool)
+    job = _ShardRead(chain, entries, keys, out, drop_axes, opts, device)
+    reader = HostReader(store, opts.threads)
+    if reader.blocking:
+        def tile(lo: int, hi: int, threads: int) -> None:
+            present_all[lo:hi] = job.run_sync(HostReader(store, threads), lo, hi, threads)
+
+        per_tile = min(opts.wave_bytes, TILE_BYTES) // max(1, shard_nbytes)
+        await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
+        return present_all
     for lo, hi in waves(len(entries), shard_nbytes, opts.wave_bytes):
-        present_all[lo:hi] = await _read_shard_wave(
-            chain, reader, keys[lo:hi], entries[lo:hi], out, drop_axes, opts, device
-        )
+        present_all[lo:hi] = await job.run_async(reader, lo, hi)
     return present_all
 
 
-async def _read_shard_wave(
-    chain: ShardChain, reader: HostReader, keys: list[str], entries: list[Any], out: Any,
-    drop_axes: tuple[int, ...], opts: Options, device: Any,
-) -> np.ndarray:
-    index = await reader.index(keys, chain.index_nbytes, chain.index_at_start)
-    present_idx = np.flatnonzero(index.present)
-    present_keys = [keys[i] for i in present_idx]
-    try:
-        tables = decode_indexes(chain, index.batch, opts.threads)
-        validate_tables(tables, index.shard_sizes)
-    except StageError as e:
-        raise named(e, present_keys) from e
+@dataclass
+class _ShardPlan:
+    """The inner chunks to read for a range of shards, as numpy arrays."""
 
-    inner = chain.inner_shape
-    plans: list[tuple[int, tuple[int, ...], tuple[int, ...], np.ndarray, np.ndarray]] = []
-    req_shard, req_start, req_size, req_ids = [], [], [], []
-    n_present = 0
-    for s, i in enumerate(present_idx.tolist()):
-        bounds = selection_bounds(entries[i][2], chain.shard_shape)
-        if bounds is None:
-            continue
-        first, stop = aligned_region(bounds, inner)
-        ids = inner_ids(chain.chunks_per_shard, first, stop)
-        table = tables[s][ids]
-        has = table[:, 0] != EMPTY
-        rows = np.full(ids.size, -1, dtype=np.int64)
-        rows[has] = n_present + np.arange(int(has.sum()))
-        n_present += int(has.sum())
-        plans.append((i, first, stop, rows, ids))
-        req_shard.append(np.full(int(has.sum()), s, dtype=np.int64))
-        req_start.append(table[has, 0].astype(np.int64))
-        req_size.append(table[has, 1].astype(np.int64))
-        req_ids.append(ids[has])
+    # per shard to place: (entry index, first inner chunk, stop inner chunk, decoded rows)
+    shards: list[tuple[int, tuple[int, ...], tuple[int, ...], np.ndarray]]
+    shard_of: np.ndarray  # per range: index into the present shards
+    starts: np.ndarray
+    sizes: np.ndarray
+    ids: np.ndarray  # per range: flat inner chunk id
 
-    if n_present:
-        shard_of = np.concatenate(req_shard)
-        batch = await reader.ranges(
-            present_keys, shard_of, np.concatenate(req_start), np.concatenate(req_size),
-            max_gap_bytes=opts.coalesce_max_gap_bytes, max_bytes=opts.coalesce_max_bytes,
+
+@dataclass
+class _ShardRead:
+    """One read over shards: plan -> ranges -> decode -> place, for any range of shards."""
+
+    chain: ShardChain
+    entries: list[Any]
+    keys: list[str]
+    out: Any
+    drop_axes: tuple[int, ...]
+    opts: Options
+    device: Any
+
+    def run_sync(self, reader: HostReader, lo: int, hi: int, threads: int) -> np.ndarray:
+        keys = self.keys[lo:hi]
+        index = reader.index_sync(keys, self.chain.index_nbytes, self.chain.index_at_start)
+        plan, present_keys = self._plan(index, lo, hi, threads)
+        batch = ByteBatch.empty()
+        if plan.starts.size:
+            batch = reader.ranges_sync(
+                present_keys, plan.shard_of, plan.starts, plan.sizes,
+                max_gap_bytes=self.opts.coalesce_max_gap_bytes,
+                max_bytes=self.opts.coalesce_max_bytes,
+            )
+        self._decode_and_place(batch, plan, present_keys, index.present, lo, threads)
+        return index.present
+
+    async def run_async(self, reader: HostReader, lo: int, hi: int) -> np.ndarray:
+        threads = self.opts.threads
+        keys = self.keys[lo:hi]
+        index = await reader.index(keys, self.chain.index_nbytes, self.chain.index_at_start)
+        plan, present_keys = self._plan(index, lo, hi, threads)
+        batch = ByteBatch.empty()
+        if plan.starts.size:
+            batch = await reader.ranges(
+                present_keys, plan.shard_of, plan.starts, plan.sizes,
+                max_gap_bytes=self.opts.coalesce_max_gap_bytes,
+                max_bytes=self.opts.coalesce_max_bytes,
+            )
+        await asyncio.to_thread(
+            self._decode_and_place, batch, plan, present_keys, index.present, lo, threads
         )
-        names = _InnerKeys(present_keys, shard_of, np.concatenate(req_ids), chain.chunks_per_shard)
-    else:
-        batch, names = ByteBatch.empty(), _InnerKeys(present_keys, np.zeros(0), np.zeros(0), ())
+        return index.present
 
-    def decode_and_scatter() -> None:
-        decoded = decode_chain(chain.inner, batch, device, opts.threads, names)
+    def _plan(self, index: Any, lo: int, hi: int, threads: int) -> tuple[_ShardPlan, list[str]]:
+        chain = self.chain
+        present_idx = np.flatnonzero(index.present)
+        present_keys = [self.keys[lo + i] for i in present_idx]
+        try:
+            tables = decode_indexes(chain, index.batch, threads)
+            validate_tables(tables, index.shard_sizes)
+        except StageError as e:
+            raise named(e, present_keys) from e
+        inner = chain.inner_shape
+        shards = []
+        shard_of, starts, sizes, ids_all = [], [], [], []
+        n_present = 0
+        for s, i in enumerate(present_idx.tolist()):
+            bounds = selection_bounds(self.entries[lo + i][2], chain.shard_shape)
+            if bounds is None:
+                continue
+            first, stop = aligned_region(bounds, inner)
+            ids = inner_ids(chain.chunks_per_shard, first, stop)
+            table = tables[s][ids]
+            has = table[:, 0] != EMPTY
+            count = int(has.sum())
+            rows = np.full(ids.size, -1, dtype=np.int64)
+            rows[has] = n_present + np.arange(count)
+            n_present += count
+            shards.append((lo + i, first, stop, rows))
+            shard_of.append(np.full(count, s, dtype=np.int64))
+            starts.append(table[has, 0].astype(np.int64))
+            sizes.append(table[has, 1].astype(np.int64))
+            ids_all.append(ids[has])
+
+        def cat(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+        plan = _ShardPlan(shards, cat(shard_of), cat(starts), cat(sizes), cat(ids_all))
+        return plan, present_keys
+
+    def _decode_and_place(
+        self, batch: ByteBatch, plan: _ShardPlan, present_keys: list[str],
+        present: np.ndarray, lo: int, threads: int,
+    ) -> None:
+        chain, out, entries, drop_axes = self.chain, self.out, self.entries, self.drop_axes
+        names = _InnerKeys(present_keys, plan.shard_of, plan.ids, chain.chunks_per_shard)
+        decoded = decode_chain(chain.inner, batch, self.device, threads, names)
         fill = chain.fill_value
-        missing = np.flatnonzero(~index.present)
+        missing = lo + np.flatnonzero(~present)
         if missing.size:
             scatter(out, None, np.full(missing.size, -1, dtype=np.int64),
                     [None] * missing.size, [entries[i][3] for i in missing], drop_axes, fill)
-        def place_shards(lo: int, hi: int) -> None:
-            for plan in plans[lo:hi]:
-                _place_shard(plan)
 
-        def _place_shard(plan: Any) -> None:
-            i, first, stop, rows, _ = plan
-            counts = tuple(b - a for a, b in zip(first, stop, strict=True))
-            region_shape = tuple(k * c for k, c in zip(counts, inner, strict=True))
-            region = np.empty(region_shape, dtype=out.dtype)
-            blocks = region_view(region, counts, inner)
-            flat = blocks.reshape(-1, *inner) if blocks.flags.c_contiguous else None
-            _place(blocks, flat, counts, decoded, rows, fill)
-            origin = tuple(a * c for a, c in zip(first, inner, strict=True))
-            local = shift_selection(entries[i][2], origin, chain.shard_shape, region_shape)
-            value = region[local]
-            if drop_axes:
-                value = value.squeeze(axis=drop_axes)
-            out[entries[i][3]] = value
+        def place(a: int, b: int) -> None:
+            for entry_index, first, stop, rows in plan.shards[a:b]:
+                _place_shard(chain, entries[entry_index], first, stop, rows, decoded, out,
+                             drop_axes)
 
-        map_ranges(place_shards, len(plans), opts.threads)
-
-    await asyncio.to_thread(decode_and_scatter)
-    return index.present
+        map_ranges(place, len(plan.shards), threads)
 
 
-def _place(blocks: np.ndarray, flat: np.ndarray | None, counts: tuple[int, ...], decoded: Any,
-           rows: np.ndarray, fill: Any) -> None:
+def _place_shard(
+    chain: ShardChain, entry: Any, first: tuple[int, ...], stop: tuple[int, ...],
+    rows: np.ndarray, decoded: Any, out: Any, drop_axes: tuple[int, ...],
+) -> None:
+    """Copy one shard's decoded inner chunks (fill where missing) to its part of `out`."""
+    inner = chain.inner_shape
+    counts = tuple(b - a for a, b in zip(first, stop, strict=True))
+    region_shape = tuple(k * c for k, c in zip(counts, inner, strict=True))
+    origin = tuple(a * c for a, c in zip(first, inner, strict=True))
+    local = shift_selection(entry[2], origin, chain.shard_shape, region_shape)
+    target = _direct_target(out, entry[3], local, region_shape, drop_axes)
+    region = target if target is not None else np.empty(region_shape, dtype=out.dtype)
+    _place(region_view(region, counts, inner), counts, decoded, rows, chain.fill_value)
+    if target is None:
+        value = region[local]
+        if drop_axes:
+            value = value.squeeze(axis=drop_axes)
+        out[entry[3]] = value
+
+
+def _direct_target(
+    out: Any, out_selection: Any, local: tuple[Any, ...], region_shape: tuple[int, ...],
+    drop_axes: tuple[int, ...],
+) -> np.ndarray | None:
+    """The view of `out` a whole region lands in, when it can be written there directly."""
+    if drop_axes or not isinstance(out_selection, tuple):
+        return None
+    if not all(isinstance(s, slice) for s in out_selection):
+        return None
+    if not all(isinstance(s, slice) and s.indices(n) == (0, n, 1)
+               for s, n in zip(local, region_shape, strict=True)):
+        return None
+    target = out[out_selection]
+    return target if target.shape == region_shape else None
+
+
+def _place(blocks: np.ndarray, counts: tuple[int, ...], decoded: Any, rows: np.ndarray,
+           fill: Any) -> None:
     """Write decoded inner chunks (rows >= 0) and fill (rows < 0) into a region's blocks."""
-    has = rows >= 0
-    if isinstance(decoded, np.ndarray) and bool(has.all()):
-        blocks[...] = decoded[rows].reshape(blocks.shape)
-        return
-    grid = blocks.reshape(-1, *blocks.shape[len(counts):]) if flat is not None else None
-    for j, row in enumerate(rows.tolist()):
-        coords = np.unravel_index(j, counts) if counts else ()
-        target = grid[j] if grid is not None else blocks[tuple(int(c) for c in coords)]
-        if row < 0:
-            target[...] = fill
+    if isinstance(decoded, np.ndarray) and rows.size and bool((rows >= 0).all()):
+        first = int(rows[0])
+        if bool(np.array_equal(rows, np.arange(first, first + rows.size))):
+            source = decoded[first : first + rows.size]
         else:
-            target[...] = decoded[row]
+            source = decoded[rows]
+        blocks[...] = source.reshape(blocks.shape)
+        return
+    for j, row in enumerate(rows.tolist()):
+        coords = tuple(int(c) for c in np.unravel_index(j, counts)) if counts else ()
+        blocks[coords] = fill if row < 0 else decoded[row]

@@ -69,3 +69,30 @@ def map_ranges(
     for error in errors:
         if error is not None:
             raise error
+
+
+def run_tiles(
+    fn: Callable[[int, int, int], None], n: int, per_tile: int, threads: int
+) -> None:
+    """Run `fn(lo, hi, inner_threads)` over tiles of `per_tile` items.
+
+    With several tiles, each tile runs on one pool thread (inner_threads=1) and
+    tiles overlap one another's IO, decode and copies: the phases of a batch,
+    pipelined tile by tile. One tile runs on the calling thread with every
+    thread for its phases. At most `threads` tiles are in flight, which bounds
+    memory to `threads * per_tile` items.
+    """
+    if n <= 0:
+        return
+    per_tile = max(1, per_tile)
+    bounds = [*range(0, n, per_tile), n]
+    if len(bounds) == 2 or threads == 1:
+        for lo, hi in itertools.pairwise(bounds):
+            fn(lo, hi, threads)
+        return
+    pool = _get_pool(threads)
+    futures = [pool.submit(fn, lo, hi, 1) for lo, hi in itertools.pairwise(bounds)]
+    errors = [f.exception() for f in futures]
+    for error in errors:
+        if error is not None:
+            raise error

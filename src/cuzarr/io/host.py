@@ -16,6 +16,7 @@ import numpy as np
 
 from cuzarr.batch import ByteBatch
 from cuzarr.errors import ChunkDecodeError
+from cuzarr.io.prototype import host_prototype
 from cuzarr.plan.coalesce import coalesce
 from cuzarr.workers import map_ranges
 
@@ -69,13 +70,22 @@ class HostReader:
 
     # -- whole keys ------------------------------------------------------------------
 
+    @property
+    def blocking(self) -> bool:
+        """True when this store is read with blocking calls (LocalStore, sync stores)."""
+        return self.root is not None or self.sync
+
     async def whole(self, keys: list[str]) -> tuple[ByteBatch, np.ndarray]:
         """Read each key whole. Returns the present keys' bytes and a presence mask."""
+        if self.blocking:
+            return await asyncio.to_thread(self.whole_sync, keys)
+        return _whole_result(await self._fetch_async(keys, [None] * len(keys)))
+
+    def whole_sync(self, keys: list[str]) -> tuple[ByteBatch, np.ndarray]:
+        """`whole` for blocking stores, on the calling thread and the pool."""
         if self.root is not None:
-            return await asyncio.to_thread(self._local_whole, keys)
-        buffers = await self._fetch(keys, [None] * len(keys))
-        present = np.fromiter((b is not None for b in buffers), dtype=bool, count=len(keys))
-        return ByteBatch.from_buffers([b for b in buffers if b is not None]), present
+            return self._local_whole(keys)
+        return _whole_result(self._fetch_sync(keys, [None] * len(keys)))
 
     def _local_whole(self, keys: list[str]) -> tuple[ByteBatch, np.ndarray]:
         n = len(keys)
@@ -120,15 +130,15 @@ class HostReader:
 
     async def index(self, keys: list[str], nbytes: int, at_start: bool) -> IndexRead:
         """Read the `nbytes`-long index at the start or end of each shard."""
-        if self.root is not None:
-            return await asyncio.to_thread(self._local_index, keys, nbytes, at_start)
-        from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+        if self.blocking:
+            return await asyncio.to_thread(self.index_sync, keys, nbytes, at_start)
+        return _index_result(await self._fetch_async(keys, _index_requests(keys, nbytes, at_start)))
 
-        request = RangeByteRequest(0, nbytes) if at_start else SuffixByteRequest(nbytes)
-        buffers = await self._fetch(keys, [request] * len(keys))
-        present = np.fromiter((b is not None for b in buffers), dtype=bool, count=len(keys))
-        batch = ByteBatch.from_buffers([b for b in buffers if b is not None])
-        return IndexRead(batch, present, None)
+    def index_sync(self, keys: list[str], nbytes: int, at_start: bool) -> IndexRead:
+        """`index` for blocking stores."""
+        if self.root is not None:
+            return self._local_index(keys, nbytes, at_start)
+        return _index_result(self._fetch_sync(keys, _index_requests(keys, nbytes, at_start)))
 
     def _local_index(self, keys: list[str], nbytes: int, at_start: bool) -> IndexRead:
         n = len(keys)
@@ -173,29 +183,35 @@ class HostReader:
     ) -> ByteBatch:
         """Read range i = keys[key_index[i]][starts[i] : starts[i] + sizes[i]], coalesced."""
         plan = coalesce(key_index, starts, sizes, max_gap_bytes=max_gap_bytes, max_bytes=max_bytes)
-        slab = np.empty(plan.slab_nbytes, dtype=np.uint8)
-        if self.root is not None:
-            await asyncio.to_thread(self._local_ranges, keys, plan, slab)
+        if self.blocking:
+            slab = await asyncio.to_thread(self._ranges_into_slab, keys, plan)
         else:
-            from zarr.abc.store import RangeByteRequest
-
-            group_keys = [keys[int(k)] for k in plan.group_key]
-            requests = [
-                RangeByteRequest(int(s), int(s + z))
-                for s, z in zip(plan.group_start, plan.group_size, strict=True)
-            ]
-            buffers = await self._fetch(group_keys, requests)
-            for g, buf in enumerate(buffers):
-                if buf is None:
-                    raise ChunkDecodeError(group_keys[g], "the shard disappeared while it was read")
-                data = np.frombuffer(buf, dtype=np.uint8)
-                if data.size != plan.group_size[g]:
-                    raise ChunkDecodeError(
-                        group_keys[g], "an inner chunk's byte range lies past the end of the shard"
-                    )
-                off = int(plan.group_slab_offset[g])
-                slab[off : off + data.size] = data
+            group_keys, requests = _group_requests(keys, plan)
+            slab = _fill_groups(group_keys, plan, await self._fetch_async(group_keys, requests))
         return ByteBatch(slab, plan.member_slab_offset, np.asarray(sizes, dtype=np.int64))
+
+    def ranges_sync(
+        self,
+        keys: list[str],
+        key_index: np.ndarray,
+        starts: np.ndarray,
+        sizes: np.ndarray,
+        *,
+        max_gap_bytes: int,
+        max_bytes: int,
+    ) -> ByteBatch:
+        """`ranges` for blocking stores."""
+        plan = coalesce(key_index, starts, sizes, max_gap_bytes=max_gap_bytes, max_bytes=max_bytes)
+        slab = self._ranges_into_slab(keys, plan)
+        return ByteBatch(slab, plan.member_slab_offset, np.asarray(sizes, dtype=np.int64))
+
+    def _ranges_into_slab(self, keys: list[str], plan: Any) -> np.ndarray:
+        if self.root is not None:
+            slab = np.empty(plan.slab_nbytes, dtype=np.uint8)
+            self._local_ranges(keys, plan, slab)
+            return slab
+        group_keys, requests = _group_requests(keys, plan)
+        return _fill_groups(group_keys, plan, self._fetch_sync(group_keys, requests))
 
     def _local_ranges(self, keys: list[str], plan: Any, slab: np.ndarray) -> None:
         view = memoryview(slab)
@@ -231,25 +247,24 @@ class HostReader:
 
     # -- any other store -------------------------------------------------------------
 
-    async def _fetch(self, keys: list[str], requests: list[Any]) -> list[Any]:
-        """Fetch (key, byte_range) pairs; returns numpy-backed bytes or None per pair."""
-        from zarr.core.buffer import default_buffer_prototype
-
-        from cuzarr.io.prototype import host_prototype
-
-        prototype = host_prototype() or default_buffer_prototype()
+    def _fetch_sync(self, keys: list[str], requests: list[Any]) -> list[Any]:
+        """Fetch (key, byte_range) pairs from a sync store on the pool; bytes or None each."""
+        prototype = host_prototype()
         store = self.store
-        n = len(keys)
-        if self.sync:
-            out: list[Any] = [None] * n
+        out: list[Any] = [None] * len(keys)
 
-            def work(lo: int, hi: int) -> None:
-                for i in range(lo, hi):
-                    buf = store.get_sync(keys[i], prototype=prototype, byte_range=requests[i])
-                    out[i] = None if buf is None else buf.as_numpy_array()
+        def work(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                buf = store.get_sync(keys[i], prototype=prototype, byte_range=requests[i])
+                out[i] = None if buf is None else buf.as_numpy_array()
 
-            await asyncio.to_thread(map_ranges, work, n, self.threads, min_items=16)
-            return out
+        map_ranges(work, len(keys), self.threads, min_items=16)
+        return out
+
+    async def _fetch_async(self, keys: list[str], requests: list[Any]) -> list[Any]:
+        """Fetch (key, byte_range) pairs concurrently from an async store."""
+        prototype = host_prototype()
+        store = self.store
         semaphore = asyncio.Semaphore(self.concurrency)
 
         async def one(i: int) -> Any:
@@ -257,4 +272,48 @@ class HostReader:
                 buf = await store.get(keys[i], prototype=prototype, byte_range=requests[i])
             return None if buf is None else buf.as_numpy_array()
 
-        return list(await asyncio.gather(*(one(i) for i in range(n))))
+        return list(await asyncio.gather(*(one(i) for i in range(len(keys)))))
+
+
+def _whole_result(buffers: list[Any]) -> tuple[ByteBatch, np.ndarray]:
+    present = np.fromiter((b is not None for b in buffers), dtype=bool, count=len(buffers))
+    return ByteBatch.from_buffers([b for b in buffers if b is not None]), present
+
+
+def _index_requests(keys: list[str], nbytes: int, at_start: bool) -> list[Any]:
+    from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+
+    request = RangeByteRequest(0, nbytes) if at_start else SuffixByteRequest(nbytes)
+    return [request] * len(keys)
+
+
+def _index_result(buffers: list[Any]) -> IndexRead:
+    present = np.fromiter((b is not None for b in buffers), dtype=bool, count=len(buffers))
+    return IndexRead(ByteBatch.from_buffers([b for b in buffers if b is not None]), present, None)
+
+
+def _group_requests(keys: list[str], plan: Any) -> tuple[list[str], list[Any]]:
+    from zarr.abc.store import RangeByteRequest
+
+    group_keys = [keys[int(k)] for k in plan.group_key]
+    requests = [
+        RangeByteRequest(int(s), int(s + z))
+        for s, z in zip(plan.group_start, plan.group_size, strict=True)
+    ]
+    return group_keys, requests
+
+
+def _fill_groups(group_keys: list[str], plan: Any, buffers: list[Any]) -> np.ndarray:
+    """Copy fetched coalesced groups into their places in one slab."""
+    slab = np.empty(plan.slab_nbytes, dtype=np.uint8)
+    for g, buf in enumerate(buffers):
+        if buf is None:
+            raise ChunkDecodeError(group_keys[g], "the shard disappeared while it was read")
+        data = np.frombuffer(buf, dtype=np.uint8)
+        if data.size != plan.group_size[g]:
+            raise ChunkDecodeError(
+                group_keys[g], "an inner chunk's byte range lies past the end of the shard"
+            )
+        off = int(plan.group_slab_offset[g])
+        slab[off : off + data.size] = data
+    return slab
