@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,9 +22,9 @@ from cuzarr.plan.selection import (
     shift_selection,
 )
 from cuzarr.plan.shard import EMPTY, decode_indexes, encode_index, inner_ids, write_order
-from cuzarr.read import decode_chain, region_view, waves
+from cuzarr.read import TILE_BYTES, decode_chain, region_view, waves
 from cuzarr.scatter import gather_into, rows_equal_fill
-from cuzarr.workers import StageError, map_ranges
+from cuzarr.workers import StageError, map_ranges, run_tiles
 
 __all__ = ["write_plain", "write_shards"]
 
@@ -51,27 +52,73 @@ def _encode(chain: Chain, chunks: np.ndarray, keep: np.ndarray, device: Any,
     return encode_generic(chain, [chunks[i] for i in np.flatnonzero(keep)], threads)
 
 
-async def _store_writes(store: Any, keys: list[str], values: list[Any], deletes: list[str],
-                        threads: int) -> None:
-    """Set and delete keys; values are host uint8 arrays or bytes."""
-    from zarr.abc.store import _store_supports_sync_io
+def _buffers(values: list[Any]) -> list[Any]:
     from zarr.core.buffer.cpu import Buffer
 
-    buffers = [Buffer.from_array_like(np.frombuffer(v, dtype=np.uint8)) for v in values]
-    if _store_supports_sync_io(store):
-        def work_set(lo: int, hi: int) -> None:
-            for i in range(lo, hi):
-                store.set_sync(keys[i], buffers[i])
+    return [Buffer.from_array_like(np.frombuffer(v, dtype=np.uint8)) for v in values]
 
-        def work_delete(lo: int, hi: int) -> None:
-            for i in range(lo, hi):
-                store.delete_sync(deletes[i])
 
-        await asyncio.to_thread(map_ranges, work_set, len(keys), threads, min_items=4)
-        await asyncio.to_thread(map_ranges, work_delete, len(deletes), threads, min_items=16)
-        return
+def _store_writes_sync(store: Any, keys: list[str], values: list[Any], deletes: list[str],
+                       threads: int) -> None:
+    """Set and delete keys on a store with sync IO (LocalStore: atomic temp-and-rename)."""
+    buffers = _buffers(values)
+
+    def work_set(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            store.set_sync(keys[i], buffers[i])
+
+    def work_delete(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            store.delete_sync(deletes[i])
+
+    map_ranges(work_set, len(keys), threads, min_items=4)
+    map_ranges(work_delete, len(deletes), threads, min_items=16)
+
+
+async def _store_writes_async(store: Any, keys: list[str], values: list[Any],
+                              deletes: list[str]) -> None:
+    """Set and delete keys concurrently on an async store."""
+    buffers = _buffers(values)
     await asyncio.gather(*(store.set(k, b) for k, b in zip(keys, buffers, strict=True)))
     await asyncio.gather(*(store.delete(k) for k in deletes))
+
+
+#: builds the writes of entries[lo:hi]: (keys to set, their bytes, keys to delete)
+Builder = Callable[[int, int, np.ndarray, ByteBatch, np.ndarray, int],
+                   tuple[list[str], list[Any], list[str]]]
+
+
+async def _drive(store: Any, entries: list[Any], item_nbytes: int, opts: Options,
+                 build: Builder) -> None:
+    """Run a write tile by tile (blocking stores) or wave by wave (async stores).
+
+    Each tile reads the stored items it must merge with, builds and encodes its
+    items, and writes them; tiles overlap on the pool like reads do.
+    """
+    keys = [e[0].path for e in entries]
+    partial = np.array([not e[4] for e in entries], dtype=bool)
+    reader = HostReader(store, opts.threads)
+    if reader.blocking:
+        def tile(lo: int, hi: int, threads: int) -> None:
+            part = np.flatnonzero(partial[lo:hi])
+            host, present = ByteBatch.empty(), np.zeros(0, dtype=bool)
+            if part.size:
+                host, present = HostReader(store, threads).whole_sync([keys[lo + i] for i in part])
+            set_keys, values, deletes = build(lo, hi, part, host, present, threads)
+            _store_writes_sync(store, set_keys, values, deletes, threads)
+
+        per_tile = min(opts.wave_bytes, TILE_BYTES) // max(1, item_nbytes)
+        await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
+        return
+    for lo, hi in waves(len(entries), item_nbytes, opts.wave_bytes):
+        part = np.flatnonzero(partial[lo:hi])
+        host, present = ByteBatch.empty(), np.zeros(0, dtype=bool)
+        if part.size:
+            host, present = await reader.whole([keys[lo + i] for i in part])
+        set_keys, values, deletes = await asyncio.to_thread(
+            build, lo, hi, part, host, present, opts.threads
+        )
+        await _store_writes_async(store, set_keys, values, deletes)
 
 
 async def write_plain(
@@ -80,44 +127,34 @@ async def write_plain(
 ) -> None:
     """Write whole chunks: merge partly written ones with what is stored, encode, store."""
     device = select_device(value, opts.device)
-    reader = HostReader(store, opts.threads)
     shape = tuple(entries[0][1].shape)
     dtype = entries[0][1].dtype.to_native_dtype()
-    per_chunk = math.prod(shape) * dtype.itemsize
-    for lo, hi in waves(len(entries), per_chunk, opts.wave_bytes):
+
+    def build(lo: int, hi: int, partial: np.ndarray, host: ByteBatch, present: np.ndarray,
+              threads: int) -> tuple[list[str], list[Any], list[str]]:
         wave = entries[lo:hi]
         keys = [e[0].path for e in wave]
-        partial = np.flatnonzero([not e[4] for e in wave])
-        if partial.size:
-            host, present = await reader.whole([keys[i] for i in partial])
+        complete = np.array([bool(e[4]) and covers_whole(e[2], shape) for e in wave])
+        chunks = _new_chunks(shape, dtype, chain.fill_value, complete)
+        have = partial[present]
+        if have.size:
+            decoded = decode_chain(chain, host, device, threads, [keys[i] for i in have])
+            for row, i in enumerate(have.tolist()):
+                chunks[i, ...] = decoded[row]
+        gather_into(chunks, value, [e[2] for e in wave], [e[3] for e in wave], drop_axes)
+        if chain.write_empty_chunks:
+            empty = np.zeros(len(wave), dtype=bool)
         else:
-            host, present = ByteBatch.empty(), np.zeros(0, dtype=bool)
+            empty = rows_equal_fill(chunks, chain.fill_value)
+        encoded = _encode(chain, chunks, ~empty, device, threads)
+        kept = np.flatnonzero(~empty).tolist()
+        set_keys = [keys[i] for i, v in zip(kept, encoded, strict=True) if v is not None]
+        values = [v for v in encoded if v is not None]
+        deletes = [keys[i] for i in np.flatnonzero(empty)]
+        deletes += [keys[i] for i, v in zip(kept, encoded, strict=True) if v is None]
+        return set_keys, values, deletes
 
-        def build(wave: list[Any] = wave, keys: list[str] = keys, partial: np.ndarray = partial,
-                  host: ByteBatch = host, present: np.ndarray = present) -> tuple[Any, Any, Any]:
-            complete = np.array([bool(e[4]) and covers_whole(e[2], shape) for e in wave])
-            chunks = _new_chunks(shape, dtype, chain.fill_value, complete)
-            have = partial[present]
-            if have.size:
-                decoded = decode_chain(chain, host, device, opts.threads, [keys[i] for i in have])
-                for row, i in enumerate(have.tolist()):
-                    chunks[i, ...] = decoded[row]
-            gather_into(chunks, value, [e[2] for e in wave], [e[3] for e in wave], drop_axes)
-            if chain.write_empty_chunks:
-                empty = np.zeros(len(wave), dtype=bool)
-            else:
-                empty = rows_equal_fill(chunks, chain.fill_value)
-            encoded = _encode(chain, chunks, ~empty, device, opts.threads)
-            kept = np.flatnonzero(~empty)
-            set_keys = [keys[i] for i, v in zip(kept.tolist(), encoded, strict=True)
-                        if v is not None]
-            values = [v for v in encoded if v is not None]
-            deletes = [keys[i] for i in np.flatnonzero(empty)]
-            deletes += [keys[i] for i, v in zip(kept.tolist(), encoded, strict=True) if v is None]
-            return set_keys, values, deletes
-
-        set_keys, values, deletes = await asyncio.to_thread(build)
-        await _store_writes(store, set_keys, values, deletes, opts.threads)
+    await _drive(store, entries, math.prod(shape) * dtype.itemsize, opts, build)
 
 
 async def write_shards(
@@ -126,22 +163,16 @@ async def write_shards(
 ) -> None:
     """Write shards: re-encode only the touched inner chunks, keep the others' bytes."""
     device = select_device(value, opts.device)
-    reader = HostReader(store, opts.threads)
     dtype = entries[0][1].dtype.to_native_dtype()
-    shard_nbytes = math.prod(chain.shard_shape) * dtype.itemsize
-    for lo, hi in waves(len(entries), shard_nbytes, opts.wave_bytes):
+
+    def build(lo: int, hi: int, partial: np.ndarray, host: ByteBatch, present: np.ndarray,
+              threads: int) -> tuple[list[str], list[Any], list[str]]:
         wave = entries[lo:hi]
         keys = [e[0].path for e in wave]
-        partial = np.flatnonzero([not e[4] for e in wave])
-        if partial.size:
-            host, present = await reader.whole([keys[i] for i in partial])
-        else:
-            host, present = ByteBatch.empty(), np.zeros(0, dtype=bool)
-        set_keys, values, deletes = await asyncio.to_thread(
-            _build_shards, chain, wave, keys, partial, host, present, value, drop_axes, dtype,
-            device, opts,
-        )
-        await _store_writes(store, set_keys, values, deletes, opts.threads)
+        return _build_shards(chain, wave, keys, partial, host, present, value, drop_axes,
+                             dtype, device, threads)
+
+    await _drive(store, entries, math.prod(chain.shard_shape) * dtype.itemsize, opts, build)
 
 
 def _existing_tables(chain: ShardChain, host: ByteBatch, keys: list[str],
@@ -166,14 +197,14 @@ def _existing_tables(chain: ShardChain, host: ByteBatch, keys: list[str],
 def _build_shards(
     chain: ShardChain, wave: list[Any], keys: list[str], partial: np.ndarray, host: ByteBatch,
     present: np.ndarray, value: np.ndarray, drop_axes: tuple[int, ...], dtype: np.dtype,
-    device: Any, opts: Options,
+    device: Any, threads: int,
 ) -> tuple[list[str], list[Any], list[str]]:
     inner = chain.inner_shape
     n_inner = chain.n_inner
     have = partial[present]
     existing_row = np.full(len(wave), -1, dtype=np.int64)
     existing_row[have] = np.arange(have.size)
-    tables = _existing_tables(chain, host, [keys[i] for i in have], opts.threads)
+    tables = _existing_tables(chain, host, [keys[i] for i in have], threads)
 
     # 1. Per shard: the touched inner chunks, merged with stored data where needed.
     touched_ids: list[np.ndarray] = []
@@ -210,7 +241,7 @@ def _build_shards(
         sizes = np.array([r[1] for r in decode_ranges], dtype=np.int64)
         names = [f"{keys[s]} (inner chunk {j})" for s, j in decode_rows]
         decoded = decode_chain(chain.inner, ByteBatch(host.slab, starts, sizes), device,
-                               opts.threads, names)
+                               threads, names)
         for k, (s, j) in enumerate(decode_rows):
             region, counts, _ = regions[s]  # type: ignore[misc]  # set for touched shards
             blocks = region_view(region, counts, inner)
@@ -243,7 +274,7 @@ def _build_shards(
         empty = np.zeros(len(chunks), dtype=bool)
     else:
         empty = rows_equal_fill(chunks, chain.fill_value)
-    encoded = _encode(chain.inner, chunks, ~empty, device, opts.threads)
+    encoded = _encode(chain.inner, chunks, ~empty, device, threads)
     new_bytes: list[Any] = [None] * len(chunks)
     for k, i in enumerate(np.flatnonzero(~empty).tolist()):
         new_bytes[i] = encoded[k]
