@@ -18,18 +18,32 @@ __all__ = ["ByteBatch"]
 
 @dataclass(frozen=True)
 class ByteBatch:
-    """`slab[offsets[i] : offsets[i] + sizes[i]]` is item i."""
+    """`slab[offsets[i] : offsets[i] + sizes[i]]` is item i.
 
-    slab: Any  # 1-D uint8 array of the device's array module
+    An encode stage's host output may instead keep its items as separate buffers
+    (`parts`, slab None): they go to the store one by one anyway, so packing them
+    would only add a copy. `packed()` makes the slab when a stage needs one.
+    """
+
+    slab: Any  # 1-D uint8 array of the device's array module (None when `parts` holds items)
     offsets: np.ndarray  # int64
     sizes: np.ndarray  # int64
+    parts: tuple[Any, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.sizes)
 
     def item(self, i: int) -> Any:
+        if self.parts is not None:
+            return self.parts[i]
         start = int(self.offsets[i])
         return self.slab[start : start + int(self.sizes[i])]
+
+    def packed(self) -> ByteBatch:
+        """This batch with its items in one slab."""
+        if self.parts is None:
+            return self
+        return ByteBatch.from_buffers(self.parts)
 
     @classmethod
     def empty(cls, xp: Any = np) -> ByteBatch:
@@ -37,14 +51,17 @@ class ByteBatch:
         return cls(xp.zeros(0, dtype=np.uint8), zero, zero)
 
     @classmethod
-    def from_buffers(cls, buffers: Sequence[Any]) -> ByteBatch:
-        """Pack host buffers (bytes, memoryviews, uint8 arrays) into one host slab."""
+    def from_buffers(cls, buffers: Sequence[Any], *, pack: bool = True) -> ByteBatch:
+        """Host buffers (bytes, memoryviews, uint8 arrays) as a batch, packed into one slab
+        unless `pack` is False."""
         sizes = np.fromiter((len(b) for b in buffers), dtype=np.int64, count=len(buffers))
         offsets = np.zeros(len(buffers), dtype=np.int64)
         if len(buffers) > 1:
             np.cumsum(sizes[:-1], out=offsets[1:])
         if not buffers:
             return cls.empty()
+        if not pack:
+            return cls(None, offsets, sizes, tuple(buffers))
         slab = np.concatenate([np.frombuffer(b, dtype=np.uint8) for b in buffers])
         return cls(slab, offsets, sizes)
 

@@ -89,24 +89,35 @@ def rows_equal_fill(arrays: Any, fill_value: Any) -> np.ndarray:
     """Per chunk of an (n, ...) batch: does every element equal the fill value?
 
     The same rule as zarr's NDBuffer.all_equal (NaN equals NaN; a 0.0 fill is
-    compared bit for bit, so -0.0 is data), vectorized over the batch.
+    compared bit for bit, so -0.0 is data), vectorized over the batch. Chunks
+    whose first or last element already differs are settled without reading the
+    rest, so real data costs two elements per chunk, not a pass over memory.
     """
     n = arrays.shape[0]
-    if fill_value is None:
-        return np.zeros(n, dtype=bool)
+    result = np.zeros(n, dtype=bool)
+    if fill_value is None or n == 0:
+        return result
     flat = arrays.reshape(n, -1)
+    if flat.shape[1] == 0:
+        result[:] = True
+        return result
+    ends = flat[:, [0, -1]]
+    candidates = np.flatnonzero(_equal_fill(ends, fill_value).all(axis=1))
+    if candidates.size:
+        result[candidates] = _equal_fill(flat[candidates], fill_value).all(axis=1)
+    return result
+
+
+def _equal_fill(flat: np.ndarray, fill_value: Any) -> np.ndarray:
+    """Elementwise "equals the fill value" under zarr's rule, for a 2-D array."""
     kind = flat.dtype.kind
     fill = np.asarray(fill_value)
     if fill.dtype.kind == "f" and fill == 0.0 and kind not in "USTOV":
         fill = np.asarray(fill_value, dtype=flat.dtype)
         bitwise = _BITWISE.get(flat.dtype.itemsize, f"V{flat.dtype.itemsize}")
-        return np.all(flat.view(bitwise) == fill.view(bitwise), axis=1)
-    if kind == "V":
-        fill_bytes = np.asarray(fill_value, dtype=flat.dtype).reshape(1).view(np.uint8)
-        as_bytes = np.ascontiguousarray(flat).view(np.uint8).reshape(n, -1, flat.dtype.itemsize)
-        return np.all(as_bytes == fill_bytes, axis=(1, 2))
+        return np.ascontiguousarray(flat).view(bitwise) == fill.view(bitwise)
     fill = np.asarray(fill_value, dtype=flat.dtype)
     equal = flat == fill
-    if kind in "fcmM" and bool(np.isnan(fill)):
+    if kind in "fcmM" and bool(np.isnan(fill)):  # structured (V) compares field by field
         equal |= np.isnan(flat)
-    return np.all(equal, axis=1)
+    return equal

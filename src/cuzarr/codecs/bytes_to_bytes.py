@@ -36,11 +36,11 @@ __all__ = [
 _DIRECT_DECODE_BYTES = 1 << 18
 
 
-def _gather(parts: list[Any], n: int) -> ByteBatch:
-    """Pack per-item host outputs (in item order) into one batch."""
+def _gather(parts: list[Any], n: int, *, pack: bool) -> ByteBatch:
+    """Per-item host outputs (in item order) as one batch."""
     if len(parts) != n:
         raise RuntimeError("stage produced a wrong number of items")
-    return ByteBatch.from_buffers(parts)
+    return ByteBatch.from_buffers(parts, pack=pack)
 
 
 class BytesStage(ABC):
@@ -57,16 +57,17 @@ class BytesStage(ABC):
         """Encode every item."""
 
     def _per_item(
-        self, batch: ByteBatch, threads: int, fn: Any, min_items: int = 8
+        self, batch: ByteBatch, threads: int, fn: Any, min_items: int = 8, *, pack: bool = True
     ) -> ByteBatch:
-        """Run `fn(view) -> bytes-like` over every item on the thread pool, in order."""
+        """Run `fn(view) -> bytes-like` over every item on the thread pool, in order.
+
+        Encoders pass pack=False: their outputs go to the store one by one.
+        """
         out: list[Any] = [None] * len(batch)
-        slab, offsets, sizes = batch.slab, batch.offsets, batch.sizes
 
         def work(lo: int, hi: int) -> None:
             for i in range(lo, hi):
-                start = int(offsets[i])
-                view = slab[start : start + int(sizes[i])]
+                view = batch.item(i)
                 try:
                     out[i] = fn(view)
                 except StageError:
@@ -75,7 +76,7 @@ class BytesStage(ABC):
                     raise StageError(i, f"{self.name}: {type(e).__name__}: {e}") from e
 
         map_ranges(work, len(batch), threads, min_items=min_items)
-        return _gather(out, len(batch))
+        return _gather(out, len(batch), pack=pack)
 
 
 def _check_sizes(name: str, batch: ByteBatch, expected: int | None) -> None:
@@ -170,18 +171,21 @@ class ZstdStage(BytesStage):
         n = len(batch)
         if n == 0:
             return batch
+        if int(batch.sizes.max()) >= _DIRECT_DECODE_BYTES or bool((batch.sizes == 0).any()):
+            from numcodecs import Zstd
+
+            codec = Zstd(level=self.level, checksum=self.checksum)
+            return self._per_item(batch, threads, codec.encode, min_items=1, pack=False)
         compressor = zstandard.ZstdCompressor(
             level=self.level, write_checksum=self.checksum, write_content_size=True
         )
-        slab = np.ascontiguousarray(batch.slab)
-        segments = np.stack([batch.offsets, batch.sizes], axis=1).astype("<u8")
-        empty = batch.sizes == 0
-        if bool(empty.any()):
-            return self._per_item(batch, threads, compressor.compress)
+        packed = batch.packed()
+        segments = np.stack([packed.offsets, packed.sizes], axis=1).astype("<u8")
         result = compressor.multi_compress_to_buffer(
-            zstandard.BufferWithSegments(slab, segments.tobytes()), threads=min(threads, n)
+            zstandard.BufferWithSegments(np.ascontiguousarray(packed.slab), segments.tobytes()),
+            threads=min(threads, n),
         )
-        return ByteBatch.from_buffers([result[i] for i in range(n)])
+        return ByteBatch.from_buffers([result[i] for i in range(n)], pack=False)
 
 
 def _gunzip(view: Any) -> bytes:
@@ -213,7 +217,7 @@ class GzipStage(BytesStage):
         from numcodecs import GZip
 
         codec = GZip(self.level)
-        return self._per_item(batch, threads, codec.encode)
+        return self._per_item(batch, threads, codec.encode, pack=False)
 
 
 @dataclass(frozen=True)
@@ -229,7 +233,7 @@ class ZlibStage(BytesStage):
         return out
 
     def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
-        return self._per_item(batch, threads, lambda v: zlib.compress(v, self.level))
+        return self._per_item(batch, threads, lambda v: zlib.compress(v, self.level), pack=False)
 
 
 @dataclass(frozen=True)
@@ -263,7 +267,7 @@ class Crc32cStage(BytesStage):
             crc = google_crc32c.value(view)
             return bytes(view) + int(crc).to_bytes(4, "little")
 
-        return self._per_item(batch, threads, one, min_items=64)
+        return self._per_item(batch, threads, one, min_items=64, pack=False)
 
 
 _BLOSC_HEADER = 16
@@ -323,7 +327,7 @@ class BloscStage(BytesStage):
         return ByteBatch(out, offsets, nbytes)
 
     def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
-        return self._per_item(batch, threads, self.codec.encode, min_items=4)
+        return self._per_item(batch, threads, self.codec.encode, min_items=4, pack=False)
 
 
 @dataclass(frozen=True)
@@ -339,7 +343,7 @@ class NumcodecsStage(BytesStage):
         return out
 
     def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
-        return self._per_item(batch, threads, self.codec.encode)
+        return self._per_item(batch, threads, self.codec.encode, pack=False)
 
 
 @dataclass(frozen=True)
@@ -369,4 +373,4 @@ class ZarrCodecStage(BytesStage):
                 raise ValueError(f"{type(self.codec).__name__} elided a chunk while encoding")
             return encoded.as_numpy_array()
 
-        return self._per_item(batch, threads, one)
+        return self._per_item(batch, threads, one, pack=False)
