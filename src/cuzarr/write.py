@@ -47,7 +47,8 @@ def _encode(chain: Chain, chunks: np.ndarray, keep: np.ndarray, device: Any,
             threads: int) -> list[Any]:
     """Encode chunks[keep]; returns host bytes-like per kept chunk (None = store nothing)."""
     if isinstance(chain, FixedChain):
-        encoded = encode_fixed(chain, chunks[keep], device, threads)
+        kept = chunks if bool(keep.all()) else chunks[keep]  # no copy when all are kept
+        encoded = encode_fixed(chain, kept, device, threads)
         return [encoded.item(i) for i in range(len(encoded))]
     return encode_generic(chain, [chunks[i] for i in np.flatnonzero(keep)], threads)
 
@@ -247,27 +248,26 @@ def _build_shards(
             blocks = region_view(region, counts, inner)
             blocks[np.unravel_index(j, counts)] = decoded[k]
 
-    # 3. Write the value into each region, then cut the regions into inner chunks.
-    all_chunks, all_shard, all_ids = [], [], []
+    # 3. Write the value into each region, cut straight into one batch of inner chunks.
+    sizes = [0 if r is None else len(touched_ids[s]) for s, r in enumerate(regions)]
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    chunks = np.empty((int(bounds[-1]), *inner), dtype=dtype)
+    scalar = np.ndim(value) == 0
     for s, entry in enumerate(wave):
         placed = regions[s]
         if placed is None:
             continue
         region, counts, origin = placed
+        target = chunks[bounds[s] : bounds[s + 1]].reshape(*counts, *inner)
+        target = target.transpose(_interleave(len(inner)))  # (k0, c0, k1, c1, ...) view
         local = shift_selection(entry[2], origin, chain.shard_shape, region.shape)
-        holder = region[None]
-        gather_into(holder, value, [local], [entry[3]], drop_axes)
-        blocks = np.ascontiguousarray(region_view(region, counts, inner)).reshape(-1, *inner)
-        all_chunks.append(blocks)
-        all_shard.append(np.full(len(blocks), s, dtype=np.int64))
-        all_ids.append(touched_ids[s])
-    if all_chunks:
-        chunks = np.concatenate(all_chunks)
-        shard_of = np.concatenate(all_shard)
-        ids_of = np.concatenate(all_ids)
-    else:
-        chunks = np.zeros((0, *inner), dtype=dtype)
-        shard_of = ids_of = np.zeros(0, dtype=np.int64)
+        if covers_whole(local, region.shape) and not drop_axes and not scalar:
+            target[...] = value[entry[3]].reshape(target.shape)
+            continue
+        gather_into(region[None], value, [local], [entry[3]], drop_axes)
+        target[...] = region.reshape(target.shape)
+    shard_of = np.repeat(np.arange(len(wave), dtype=np.int64), sizes)
+    ids_of = np.concatenate(touched_ids) if touched_ids else np.zeros(0, dtype=np.int64)
 
     # 4. Encode the non-empty touched chunks of every shard in one batch.
     if chain.write_empty_chunks:
@@ -334,3 +334,8 @@ def _assemble(chain: ShardChain, pieces: list[Any], order: np.ndarray,
     else:
         blob[data_nbytes:] = index
     return blob
+
+
+def _interleave(nd: int) -> tuple[int, ...]:
+    """Axes that turn (k0, k1, ..., c0, c1, ...) into (k0, c0, k1, c1, ...)."""
+    return tuple(a for d in range(nd) for a in (d, nd + d))
