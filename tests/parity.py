@@ -137,13 +137,25 @@ def read_with(path: str, store: Store, selection: Selection = Ellipsis) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+class AsyncOnlyMemoryStore(MemoryStore):
+    """A MemoryStore that declines synchronous IO, as remote stores do.
+
+    Pipelines must then take their async paths (concurrent `get`/`set`).
+    """
+
+    _supports_sync_io = False
+
+
 def make_store(kind: str, root: os.PathLike[str] | str | None = None) -> Store:
-    """A fresh store: ``"local"`` (a ``LocalStore`` at ``root``) or ``"memory"``."""
+    """A fresh store: ``"local"`` (a ``LocalStore`` at ``root``), ``"memory"``, or
+    ``"async-memory"`` (a MemoryStore without sync IO)."""
     if kind == "local":
         assert root is not None, "a LocalStore needs a directory"
         return LocalStore(root)
     if kind == "memory":
         return MemoryStore()
+    if kind == "async-memory":
+        return AsyncOnlyMemoryStore()
     raise ValueError(f"unknown store kind {kind!r}")
 
 

@@ -160,6 +160,7 @@ def test_layout_parity(
         ("v3-zstd1", "edge"),
         ("v3-blosc-zstd-shuffle", "plain"),
         ("v3-bytes-be", "shard-idx-start"),
+        ("v3-zstd1", "shards"),
         ("v3-zstd-crc32c", "shard-nested"),
         ("v3-vlen-str", "shards"),
         ("v2-blosc", "edge"),
@@ -167,10 +168,16 @@ def test_layout_parity(
     ],
 )
 @pytest.mark.parametrize("seq_id", ["fill-region", "overlapping"])
+@pytest.mark.parametrize("store_kind", ["memory", "async-memory"])
 def test_memory_store_parity(
-    case_id: str, layout_id: str, seq_id: str, store_factory: StoreFactory, test_pipeline: str
+    case_id: str,
+    layout_id: str,
+    seq_id: str,
+    store_kind: str,
+    store_factory: StoreFactory,
+    test_pipeline: str,
 ) -> None:
-    """A few configurations on MemoryStore instead of LocalStore."""
+    """A few configurations on MemoryStore (sync IO) and on one without sync IO."""
     _check(
         CODECS_BY_ID[case_id],
         LAYOUTS[layout_id],
@@ -178,7 +185,7 @@ def test_memory_store_parity(
         False,
         store_factory,
         test_pipeline,
-        store_kind="memory",
+        store_kind=store_kind,
     )
 
 

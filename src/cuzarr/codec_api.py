@@ -57,7 +57,7 @@ def encode_arrays(pipeline: Any, items: list[tuple[Any, Any]], opts: Options) ->
             arrays = arrays.astype(chain.layout.dtype, copy=False)
             encoded = encode_fixed(chain, arrays, CpuDevice(), opts.threads)
             for row, i in enumerate(idx):
-                out[i] = spec.prototype.buffer.from_array_like(np.array(encoded.item(row)))
+                out[i] = spec.prototype.buffer.from_bytes(bytes(encoded.item(row)))
             continue
         transform = _per_chunk_transform(pipeline)
         for i in idx:
