@@ -249,6 +249,10 @@ def _place_shard(
     origin = tuple(a * c for a, c in zip(first, inner, strict=True))
     local = shift_selection(entry[2], origin, chain.shard_shape, region_shape)
     target = _direct_target(out, entry[3], local, region_shape, drop_axes)
+    if target is None and _copy_intersections(
+        chain, entry, first, counts, rows, decoded, out, drop_axes
+    ):
+        return
     region = target if target is not None else np.empty(region_shape, dtype=out.dtype)
     _place(region_view(region, counts, inner), counts, decoded, rows, chain.fill_value)
     if target is None:
@@ -256,6 +260,54 @@ def _place_shard(
         if drop_axes:
             value = value.squeeze(axis=drop_axes)
         out[entry[3]] = value
+
+
+def _unit_slices(selection: Any, shape: tuple[int, ...]) -> list[tuple[int, int]] | None:
+    """[start, stop) per dimension when `selection` is all step-1 slices, else None."""
+    if not isinstance(selection, tuple) or len(selection) != len(shape):
+        return None
+    bounds = []
+    for sel, n in zip(selection, shape, strict=True):
+        if not isinstance(sel, slice):
+            return None
+        start, stop, step = sel.indices(n)
+        if step != 1:
+            return None
+        bounds.append((start, stop))
+    return bounds
+
+
+def _copy_intersections(
+    chain: ShardChain, entry: Any, first: tuple[int, ...], counts: tuple[int, ...],
+    rows: np.ndarray, decoded: Any, out: Any, drop_axes: tuple[int, ...],
+) -> bool:
+    """Box selections: copy each inner chunk's overlap with the box straight into `out`.
+
+    A small box in a few big inner chunks (a training loader's random patch)
+    then costs one copy of the box, not a copy of every touched inner chunk.
+    Returns False (nothing done) for any other selection.
+    """
+    if drop_axes:
+        return False
+    box = _unit_slices(entry[2], chain.shard_shape)
+    dest = _unit_slices(entry[3], out.shape)
+    if box is None or dest is None:
+        return False
+    inner = chain.inner_shape
+    for j, row in enumerate(rows.tolist()):
+        coords = np.unravel_index(j, counts) if counts else ()
+        src, dst = [], []
+        for d, c in enumerate(coords):
+            lo = (first[d] + int(c)) * inner[d]
+            a, b = max(box[d][0], lo), min(box[d][1], lo + inner[d])
+            if a >= b:
+                break
+            src.append(slice(a - lo, b - lo))
+            start = dest[d][0] + a - box[d][0]
+            dst.append(slice(start, start + b - a))
+        else:
+            out[tuple(dst)] = chain.fill_value if row < 0 else decoded[row][tuple(src)]
+    return True
 
 
 def _direct_target(
