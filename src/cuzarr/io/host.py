@@ -182,12 +182,14 @@ class HostReader:
         max_bytes: int,
     ) -> ByteBatch:
         """Read range i = keys[key_index[i]][starts[i] : starts[i] + sizes[i]], coalesced."""
-        plan = coalesce(key_index, starts, sizes, max_gap_bytes=max_gap_bytes, max_bytes=max_bytes)
+        limits = {"max_gap_bytes": max_gap_bytes, "max_bytes": max_bytes}
         if self.blocking:
-            slab = await asyncio.to_thread(self._ranges_into_slab, keys, plan)
-        else:
-            group_keys, requests = _group_requests(keys, plan)
-            slab = _fill_groups(group_keys, plan, await self._fetch_async(group_keys, requests))
+            return await asyncio.to_thread(
+                lambda: self.ranges_sync(keys, key_index, starts, sizes, **limits)
+            )
+        plan = coalesce(key_index, starts, sizes, **limits)
+        group_keys, requests = _group_requests(keys, plan)
+        slab = _fill_groups(group_keys, plan, await self._fetch_async(group_keys, requests))
         return ByteBatch(slab, plan.member_slab_offset, np.asarray(sizes, dtype=np.int64))
 
     def ranges_sync(
@@ -202,16 +204,13 @@ class HostReader:
     ) -> ByteBatch:
         """`ranges` for blocking stores."""
         plan = coalesce(key_index, starts, sizes, max_gap_bytes=max_gap_bytes, max_bytes=max_bytes)
-        slab = self._ranges_into_slab(keys, plan)
-        return ByteBatch(slab, plan.member_slab_offset, np.asarray(sizes, dtype=np.int64))
-
-    def _ranges_into_slab(self, keys: list[str], plan: Any) -> np.ndarray:
         if self.root is not None:
             slab = np.empty(plan.slab_nbytes, dtype=np.uint8)
             self._local_ranges(keys, plan, slab)
-            return slab
-        group_keys, requests = _group_requests(keys, plan)
-        return _fill_groups(group_keys, plan, self._fetch_sync(group_keys, requests))
+        else:
+            group_keys, requests = _group_requests(keys, plan)
+            slab = _fill_groups(group_keys, plan, self._fetch_sync(group_keys, requests))
+        return ByteBatch(slab, plan.member_slab_offset, np.asarray(sizes, dtype=np.int64))
 
     def _local_ranges(self, keys: list[str], plan: Any, slab: np.ndarray) -> None:
         view = memoryview(slab)
