@@ -1,0 +1,36 @@
+"""Our CUDA kernels: sources in cuda_kernels/*.cu, numpy references in `reference`.
+
+The .cu files ship inside the wheel (cuzarr/cuda_kernels); from a source checkout they
+are read from the repository's cuda_kernels/ folder.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+__all__ = ["KERNEL_FILES", "kernel_dir", "kernel_source"]
+
+#: kernel file -> the extern "C" kernels it defines
+KERNEL_FILES: dict[str, tuple[str, ...]] = {
+    "byteswap.cu": ("byteswap",),
+    "shuffle.cu": ("byte_shuffle", "byte_unshuffle"),
+    "crc32c.cu": ("crc32c_segments", "crc32c_combine"),
+}
+
+
+@cache
+def kernel_dir() -> Path:
+    """Where the .cu files are: inside the installed package, else the source tree."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parent.parent / "cuda_kernels", here.parents[3] / "cuda_kernels"):
+        if (candidate / "byteswap.cu").is_file():
+            return candidate
+    raise FileNotFoundError("cuzarr's CUDA kernel sources (cuda_kernels/*.cu) are not installed")
+
+
+def kernel_source(name: str) -> str:
+    """The CUDA C++ source of kernel file `name` (e.g. "shuffle.cu")."""
+    if name not in KERNEL_FILES:
+        raise KeyError(f"unknown kernel file {name!r}; known: {sorted(KERNEL_FILES)}")
+    return (kernel_dir() / name).read_text()

@@ -1,0 +1,108 @@
+"""numpy references for every kernel in cuda_kernels/, and the launch tables they take.
+
+Tests compare each kernel (run on the CPU by the host-emulation harness, or on a GPU)
+with these; the cpu device may use them directly.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import google_crc32c
+import numpy as np
+
+__all__ = [
+    "byte_shuffle",
+    "byte_unshuffle",
+    "byteswap",
+    "crc32c",
+    "crc32c_segment_plan",
+    "crc32c_table",
+    "shuffle_blocks",
+]
+
+CRC32C_POLY = 0x82F63B78
+
+
+def byteswap(data: np.ndarray, itemsize: int) -> np.ndarray:
+    """Reverse the bytes of every `itemsize`-byte item of a flat uint8 buffer."""
+    if data.size % itemsize:
+        raise ValueError(f"{data.size} bytes is not a whole number of {itemsize}-byte items")
+    return data.reshape(-1, itemsize)[:, ::-1].reshape(-1).copy()
+
+
+def shuffle_blocks(nbytes: int, blocksize: int) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and lengths of the blosc blocks of an `nbytes` chunk (the last may be short)."""
+    offsets = np.arange(0, nbytes, blocksize, dtype=np.uint64)
+    lengths = np.minimum(np.uint64(blocksize), np.uint64(nbytes) - offsets)
+    return offsets, lengths
+
+
+def _shuffle_one(block: np.ndarray, typesize: int, inverse: bool) -> np.ndarray:
+    quot = block.size // typesize
+    body = quot * typesize
+    out = block.copy()
+    if inverse:
+        out[:body] = block[:body].reshape(typesize, quot).T.reshape(-1)
+    else:
+        out[:body] = block[:body].reshape(quot, typesize).T.reshape(-1)
+    return out
+
+
+def _per_block(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, typesize: int,
+               inverse: bool) -> np.ndarray:
+    out = data.copy()
+    for off, length in zip(offsets.tolist(), lengths.tolist(), strict=True):
+        out[off : off + length] = _shuffle_one(data[off : off + length], typesize, inverse)
+    return out
+
+
+def byte_shuffle(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
+                 typesize: int) -> np.ndarray:
+    """Blosc's byte shuffle of each block (c-blosc shuffle_generic)."""
+    return _per_block(data, offsets, lengths, typesize, inverse=False)
+
+
+def byte_unshuffle(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
+                   typesize: int) -> np.ndarray:
+    """Blosc's byte unshuffle of each block (c-blosc unshuffle_generic)."""
+    return _per_block(data, offsets, lengths, typesize, inverse=True)
+
+
+@cache
+def crc32c_table() -> np.ndarray:
+    """The 256-entry byte table of the reflected CRC32C polynomial (uint32)."""
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(CRC32C_POLY), table >> 1)
+    return table.astype(np.uint32)
+
+
+def crc32c(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """CRC32C of each buffer data[offsets[i] : offsets[i] + lengths[i]] (google-crc32c)."""
+    return np.array(
+        [google_crc32c.value(data[o : o + n]) for o, n in zip(offsets.tolist(), lengths.tolist(),
+                                                             strict=True)],
+        dtype=np.uint32,
+    )
+
+
+def crc32c_segment_plan(
+    offsets: np.ndarray, lengths: np.ndarray, segment: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cut each buffer into `segment`-byte pieces (the last one shorter) for crc32c_segments.
+
+    Returns (seg_offsets, seg_lengths, first_segment per buffer, n_segments per buffer).
+    """
+    lengths = np.asarray(lengths, dtype=np.uint64)
+    offsets = np.asarray(offsets, dtype=np.uint64)
+    counts = (lengths + np.uint64(segment - 1)) // np.uint64(segment)
+    first = np.zeros(len(lengths), dtype=np.uint64)
+    if len(lengths) > 1:
+        np.cumsum(counts[:-1], out=first[1:])
+    total = int(counts.sum())
+    owner = np.repeat(np.arange(len(lengths)), counts.astype(np.int64))
+    within = np.arange(total, dtype=np.uint64) - first[owner]
+    seg_offsets = offsets[owner] + within * np.uint64(segment)
+    seg_lengths = np.minimum(np.uint64(segment), lengths[owner] - within * np.uint64(segment))
+    return seg_offsets, seg_lengths.astype(np.uint64), first, counts.astype(np.uint64)

@@ -1,0 +1,57 @@
+"""Build tests/kernels/host_kernels.cpp (which includes cuda_kernels/*.cu) with g++ and
+expose its launchers through ctypes."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from cuzarr.kernels import kernel_dir
+
+HERE = Path(__file__).resolve().parent
+
+u8p = np.ctypeslib.ndpointer(dtype=np.uint8, flags="C_CONTIGUOUS")
+u32p = np.ctypeslib.ndpointer(dtype=np.uint32, flags="C_CONTIGUOUS")
+u64p = np.ctypeslib.ndpointer(dtype=np.uint64, flags="C_CONTIGUOUS")
+UINT, ULL, INT = ctypes.c_uint, ctypes.c_ulonglong, ctypes.c_int
+
+SIGNATURES = {
+    "host_byteswap": [UINT, UINT, u8p, ULL, INT],
+    "host_byte_shuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
+    "host_byte_unshuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
+    "host_crc32c_segments": [UINT, UINT, u8p, u64p, u64p, ULL, u32p, u32p],
+    "host_crc32c_combine": [UINT, UINT, u32p, u64p, u64p, u64p, ULL, u32p],
+}
+
+
+@cache
+def library() -> ctypes.CDLL:
+    """The compiled harness (cached per source content in the temp folder)."""
+    compiler = shutil.which("g++")
+    if compiler is None:
+        raise RuntimeError("the kernel host harness needs g++")
+    sources = [HERE / "host_kernels.cpp", HERE / "host_cuda.h", *sorted(kernel_dir().glob("*.cu"))]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / f"cuzarr-host-kernels-{digest}.so"
+    if not target.exists():
+        partial = target.with_suffix(f".{digest}.partial")
+        subprocess.run(
+            [compiler, "-std=c++17", "-O2", "-shared", "-fPIC", "-x", "c++",
+             f"-I{HERE}", f"-I{kernel_dir()}", str(HERE / "host_kernels.cpp"), "-o",
+             str(partial)],
+            check=True,
+            capture_output=True,
+        )
+        partial.replace(target)
+    lib = ctypes.CDLL(str(target))
+    for name, argtypes in SIGNATURES.items():
+        getattr(lib, name).argtypes = argtypes
+        getattr(lib, name).restype = None
+    return lib
