@@ -26,6 +26,8 @@ SIGNATURES = {
     "host_byteswap": [UINT, UINT, u8p, ULL, INT],
     "host_byte_shuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
     "host_byte_unshuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
+    "host_bit_shuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
+    "host_bit_unshuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
     "host_crc32c_segments": [UINT, UINT, u8p, u64p, u64p, ULL, u32p, u32p],
     "host_crc32c_combine": [UINT, UINT, u32p, u64p, u64p, u64p, ULL, u32p],
 }

@@ -4,6 +4,7 @@
 
 #include "byteswap.cu"
 #include "shuffle.cu"
+#include "bitshuffle.cu"
 #include "crc32c.cu"
 
 extern "C" {
@@ -30,6 +31,24 @@ void host_byte_unshuffle(unsigned int grid_x, unsigned int grid_y, unsigned int 
 {
     host_launch(dim3(grid_x, grid_y), dim3(block),
                 [&] { byte_unshuffle(src, dst, offsets, lengths, n_blocks, typesize); });
+}
+
+void host_bit_shuffle(unsigned int grid_x, unsigned int grid_y, unsigned int block,
+                      const unsigned char* src, unsigned char* dst,
+                      const unsigned long long* offsets, const unsigned long long* lengths,
+                      unsigned long long n_blocks, int typesize, int version)
+{
+    host_launch(dim3(grid_x, grid_y), dim3(block),
+                [&] { bit_shuffle(src, dst, offsets, lengths, n_blocks, typesize, version); });
+}
+
+void host_bit_unshuffle(unsigned int grid_x, unsigned int grid_y, unsigned int block,
+                        const unsigned char* src, unsigned char* dst,
+                        const unsigned long long* offsets, const unsigned long long* lengths,
+                        unsigned long long n_blocks, int typesize, int version)
+{
+    host_launch(dim3(grid_x, grid_y), dim3(block),
+                [&] { bit_unshuffle(src, dst, offsets, lengths, n_blocks, typesize, version); });
 }
 
 void host_crc32c_segments(unsigned int grid, unsigned int block, const unsigned char* data,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import google_crc32c
 import numpy as np
 import pytest
+from blosc_frames import BIT_SHUFFLE, BYTE_SHUFFLE, raw_frame
 from harness import library
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -66,6 +67,41 @@ def test_shuffle_reference_matches_numcodecs(typesize: int, n_items: int) -> Non
     expected = np.frombuffer(Shuffle(elementsize=typesize).encode(data), dtype=np.uint8)
     np.testing.assert_array_equal(reference.byte_shuffle(data, offsets, lengths, typesize),
                                   expected)
+
+
+@SETTINGS
+@given(typesize=st.sampled_from([1, 2, 3, 4, 8, 16]), nbytes=st.integers(0, 2000),
+       blocksize=st.integers(1, 700), version=st.sampled_from([2, 3]), grid_x=grids,
+       grid_y=grids, block=blocks, seed=st.integers(0, 2**32 - 1))
+def test_bit_shuffle_and_unshuffle(typesize: int, nbytes: int, blocksize: int, version: int,
+                                   grid_x: int, grid_y: int, block: int, seed: int) -> None:
+    data = np.random.default_rng(seed).integers(0, 256, nbytes, dtype=np.uint8)
+    offsets, lengths = reference.shuffle_blocks(nbytes, blocksize)
+    shuffled = np.zeros_like(data)
+    library().host_bit_shuffle(grid_x, grid_y, block, data, shuffled, offsets, lengths,
+                               len(offsets), typesize, version)
+    np.testing.assert_array_equal(
+        shuffled, reference.bit_shuffle(data, offsets, lengths, typesize, version)
+    )
+    back = np.zeros_like(data)
+    library().host_bit_unshuffle(grid_x, grid_y, block, shuffled, back, offsets, lengths,
+                                 len(offsets), typesize, version)
+    np.testing.assert_array_equal(back, data)
+
+
+@settings(max_examples=80, deadline=None)
+@given(shuffle=st.sampled_from([BYTE_SHUFFLE, BIT_SHUFFLE]),
+       typesize=st.sampled_from([1, 2, 3, 4, 8, 16]), nbytes=st.integers(1, 3000),
+       blocksize=st.integers(1, 1024), seed=st.integers(0, 2**32 - 1))
+def test_shuffle_references_match_c_blosc(shuffle: int, typesize: int, nbytes: int,
+                                          blocksize: int, seed: int) -> None:
+    """c-blosc unshuffles our shuffled blocks back to the data: leftover blocks, trailing
+    bytes and (bit shuffle) item counts that are not multiples of 8 included."""
+    from numcodecs import Blosc
+
+    data = np.random.default_rng(seed).integers(0, 256, nbytes, dtype=np.uint8)
+    frame = raw_frame(data, typesize, min(blocksize, nbytes), shuffle)  # c-blosc's clamp
+    np.testing.assert_array_equal(np.frombuffer(Blosc().decode(frame), dtype=np.uint8), data)
 
 
 @SETTINGS

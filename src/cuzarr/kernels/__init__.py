@@ -15,6 +15,7 @@ __all__ = ["KERNEL_FILES", "kernel_dir", "kernel_source"]
 KERNEL_FILES: dict[str, tuple[str, ...]] = {
     "byteswap.cu": ("byteswap",),
     "shuffle.cu": ("byte_shuffle", "byte_unshuffle"),
+    "bitshuffle.cu": ("bit_shuffle", "bit_unshuffle"),
     "crc32c.cu": ("crc32c_segments", "crc32c_combine"),
 }
 

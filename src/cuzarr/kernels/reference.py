@@ -12,6 +12,8 @@ import google_crc32c
 import numpy as np
 
 __all__ = [
+    "bit_shuffle",
+    "bit_unshuffle",
     "byte_shuffle",
     "byte_unshuffle",
     "byteswap",
@@ -67,6 +69,56 @@ def byte_unshuffle(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
                    typesize: int) -> np.ndarray:
     """Blosc's byte unshuffle of each block (c-blosc unshuffle_generic)."""
     return _per_block(data, offsets, lengths, typesize, inverse=True)
+
+
+def _bit_rows(n_items: int, version: int) -> int:
+    """How many items of a block are bit-shuffled: c-blosc frames of format version 2
+    (what c-blosc 1.x writes) bit-shuffle a block only when its item count is a multiple
+    of 8 (else the block is stored as is); later versions bit-shuffle the largest
+    multiple of 8 and copy the leftover items."""
+    if version <= 2:
+        return n_items if n_items % 8 == 0 else 0
+    return n_items - n_items % 8
+
+
+def _bit_shuffle_one(block: np.ndarray, typesize: int, version: int, inverse: bool) -> np.ndarray:
+    n = _bit_rows(block.size // typesize, version)
+    out = block.copy()
+    if n == 0:
+        return out
+    body = block[: n * typesize]
+    if inverse:
+        rows = np.unpackbits(body.reshape(typesize * 8, n // 8), axis=1, bitorder="little")
+        bits = rows.reshape(typesize, 8, n).transpose(2, 0, 1)  # [item, byte, bit]
+        out[: n * typesize] = np.packbits(bits.reshape(n, typesize * 8), axis=1,
+                                          bitorder="little").reshape(-1)
+    else:
+        bits = np.unpackbits(body.reshape(n, typesize), axis=1, bitorder="little")
+        rows = bits.reshape(n, typesize, 8).transpose(1, 2, 0)  # [byte, bit, item]
+        out[: n * typesize] = np.packbits(rows.reshape(typesize * 8, n), axis=1,
+                                          bitorder="little").reshape(-1)
+    return out
+
+
+def bit_shuffle(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, typesize: int,
+                version: int = 2) -> np.ndarray:
+    """Blosc's bit shuffle of each block: bit k of byte j of item e goes to bit (e % 8) of
+    byte e // 8 of bit-row j * 8 + k (bitshuffle's trans_bit_elem)."""
+    out = data.copy()
+    for off, length in zip(offsets.tolist(), lengths.tolist(), strict=True):
+        out[off : off + length] = _bit_shuffle_one(data[off : off + length], typesize, version,
+                                                   inverse=False)
+    return out
+
+
+def bit_unshuffle(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, typesize: int,
+                  version: int = 2) -> np.ndarray:
+    """The inverse of `bit_shuffle`."""
+    out = data.copy()
+    for off, length in zip(offsets.tolist(), lengths.tolist(), strict=True):
+        out[off : off + length] = _bit_shuffle_one(data[off : off + length], typesize, version,
+                                                   inverse=True)
+    return out
 
 
 @cache

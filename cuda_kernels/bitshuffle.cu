@@ -1,0 +1,77 @@
+// Blosc's bit shuffle and unshuffle over a batch of blocks (bitshuffle's trans_bit_elem,
+// as c-blosc calls it): in a block of n items of `typesize` bytes, bit k of byte j of
+// item e lives at bit (e % 8) of byte (e / 8) of bit-row (j * 8 + k), each bit-row being
+// n / 8 bytes. Which items take part depends on the frame's format version: version 2
+// (c-blosc 1.x) shuffles a block only when n is a multiple of 8 and stores it as is
+// otherwise; later versions shuffle the first n - n % 8 items and copy the rest.
+// One thread per output byte; grid y walks blocks, grid x the bytes of a block.
+
+__device__ unsigned long long bitshuffle_items(unsigned long long n, int version)
+{
+    if (version <= 2) {
+        return (n % 8 == 0) ? n : 0;
+    }
+    return n - n % 8;
+}
+
+extern "C" __global__ void bit_shuffle(const unsigned char* src, unsigned char* dst,
+                                       const unsigned long long* offsets,
+                                       const unsigned long long* lengths,
+                                       unsigned long long n_blocks, int typesize, int version)
+{
+    unsigned long long xstride = (unsigned long long)blockDim.x * gridDim.x;
+    for (unsigned long long b = blockIdx.y; b < n_blocks; b += gridDim.y) {
+        const unsigned char* in = src + offsets[b];
+        unsigned char* out = dst + offsets[b];
+        unsigned long long length = lengths[b];
+        unsigned long long n = bitshuffle_items(length / typesize, version);
+        unsigned long long row_bytes = n / 8;
+        unsigned long long body = n * typesize;
+        for (unsigned long long p = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+             p < length; p += xstride) {
+            if (p >= body) {
+                out[p] = in[p];
+                continue;
+            }
+            unsigned long long row = p / row_bytes;  // j * 8 + k
+            unsigned long long e0 = (p % row_bytes) * 8;
+            unsigned long long j = row / 8;
+            unsigned int k = (unsigned int)(row % 8);
+            unsigned int value = 0;
+            for (unsigned int m = 0; m < 8; ++m) {
+                value |= ((in[(e0 + m) * typesize + j] >> k) & 1u) << m;
+            }
+            out[p] = (unsigned char)value;
+        }
+    }
+}
+
+extern "C" __global__ void bit_unshuffle(const unsigned char* src, unsigned char* dst,
+                                         const unsigned long long* offsets,
+                                         const unsigned long long* lengths,
+                                         unsigned long long n_blocks, int typesize, int version)
+{
+    unsigned long long xstride = (unsigned long long)blockDim.x * gridDim.x;
+    for (unsigned long long b = blockIdx.y; b < n_blocks; b += gridDim.y) {
+        const unsigned char* in = src + offsets[b];
+        unsigned char* out = dst + offsets[b];
+        unsigned long long length = lengths[b];
+        unsigned long long n = bitshuffle_items(length / typesize, version);
+        unsigned long long row_bytes = n / 8;
+        unsigned long long body = n * typesize;
+        for (unsigned long long p = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+             p < length; p += xstride) {
+            if (p >= body) {
+                out[p] = in[p];
+                continue;
+            }
+            unsigned long long e = p / typesize;
+            unsigned long long j = p % typesize;
+            unsigned int value = 0;
+            for (unsigned int k = 0; k < 8; ++k) {
+                value |= ((in[(j * 8 + k) * row_bytes + e / 8] >> (e % 8)) & 1u) << k;
+            }
+            out[p] = (unsigned char)value;
+        }
+    }
+}
