@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 u8p = np.ctypeslib.ndpointer(dtype=np.uint8, flags="C_CONTIGUOUS")
 u32p = np.ctypeslib.ndpointer(dtype=np.uint32, flags="C_CONTIGUOUS")
 u64p = np.ctypeslib.ndpointer(dtype=np.uint64, flags="C_CONTIGUOUS")
+i64p = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
 UINT, ULL, INT = ctypes.c_uint, ctypes.c_ulonglong, ctypes.c_int
 
 SIGNATURES = {
@@ -28,6 +29,8 @@ SIGNATURES = {
     "host_byte_unshuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
     "host_bit_shuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
     "host_bit_unshuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
+    "host_box_copy": [UINT, UINT, UINT, u8p, u8p, i64p, i64p, i64p, i64p, i64p, ULL, INT, INT,
+                      u8p],
     "host_crc32c_segments": [UINT, UINT, u8p, u64p, u64p, ULL, u32p, u32p],
     "host_crc32c_combine": [UINT, UINT, u32p, u64p, u64p, u64p, ULL, u32p],
 }

@@ -6,6 +6,7 @@
 #include "shuffle.cu"
 #include "bitshuffle.cu"
 #include "crc32c.cu"
+#include "box_copy.cu"
 
 extern "C" {
 
@@ -69,6 +70,18 @@ void host_crc32c_combine(unsigned int grid, unsigned int block, const unsigned i
 {
     host_launch(dim3(grid), dim3(block), [&] {
         crc32c_combine(seg_crc, seg_lengths, first_segment, n_segments, n_buffers, out);
+    });
+}
+
+void host_box_copy(unsigned int grid_x, unsigned int grid_y, unsigned int block,
+                   const unsigned char* src, unsigned char* dst, const long long* task_src,
+                   const long long* task_dst, const long long* extents,
+                   const long long* src_strides, const long long* dst_strides,
+                   unsigned long long n_tasks, int ndim, int itemsize, const unsigned char* fill)
+{
+    host_launch(dim3(grid_x, grid_y), dim3(block), [&] {
+        box_copy(src, dst, task_src, task_dst, extents, src_strides, dst_strides, n_tasks, ndim,
+                 itemsize, fill);
     });
 }
 

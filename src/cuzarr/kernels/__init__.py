@@ -17,6 +17,7 @@ KERNEL_FILES: dict[str, tuple[str, ...]] = {
     "shuffle.cu": ("byte_shuffle", "byte_unshuffle"),
     "bitshuffle.cu": ("bit_shuffle", "bit_unshuffle"),
     "crc32c.cu": ("crc32c_segments", "crc32c_combine"),
+    "box_copy.cu": ("box_copy",),
 }
 
 

@@ -6,16 +6,21 @@ with these; the cpu device may use them directly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import google_crc32c
 import numpy as np
 
 __all__ = [
+    "BoxTasks",
     "bit_shuffle",
     "bit_unshuffle",
     "byte_shuffle",
     "byte_unshuffle",
+    "box_copy",
+    "box_tasks",
     "byteswap",
     "crc32c",
     "crc32c_segment_plan",
@@ -158,3 +163,66 @@ def crc32c_segment_plan(
     seg_offsets = offsets[owner] + within * np.uint64(segment)
     seg_lengths = np.minimum(np.uint64(segment), lengths[owner] - within * np.uint64(segment))
     return seg_offsets, seg_lengths.astype(np.uint64), first, counts.astype(np.uint64)
+
+
+@dataclass(frozen=True)
+class BoxTasks:
+    """The tables of one box_copy launch (byte offsets and strides, signed)."""
+
+    src: np.ndarray  # int64 per task; < 0 means "write the fill item"
+    dst: np.ndarray  # int64 per task
+    extents: np.ndarray  # int64 (n_tasks, ndim)
+    src_strides: np.ndarray  # int64 (n_tasks, ndim)
+    dst_strides: np.ndarray  # int64 (n_tasks, ndim)
+
+    @property
+    def ndim(self) -> int:
+        return int(self.extents.shape[1])
+
+
+def _address(array: Any) -> int:
+    interface = getattr(array, "__cuda_array_interface__", None) or array.__array_interface__
+    return int(interface["data"][0])
+
+
+def box_tasks(src_base: Any, dst_base: Any, pairs: list[tuple[Any, Any]]) -> BoxTasks:
+    """Tables for copying each (source view, destination view) pair of equal shape.
+
+    Views are numpy (or cupy) arrays into the src_base / dst_base buffers; a source of
+    None means fill. Views of any strides work: slices with steps, transposes, dropped
+    axes (give both the same shape). All pairs must have the same number of dimensions.
+    """
+    src_addr, dst_addr = _address(src_base), _address(dst_base)
+    n = len(pairs)
+    ndim = pairs[0][1].ndim if n else 0
+    tables = BoxTasks(
+        np.empty(n, np.int64), np.empty(n, np.int64), np.empty((n, ndim), np.int64),
+        np.zeros((n, ndim), np.int64), np.empty((n, ndim), np.int64),
+    )
+    for t, (src_view, dst_view) in enumerate(pairs):
+        if src_view is not None and src_view.shape != dst_view.shape:
+            raise ValueError(f"box {t}: shapes differ, {src_view.shape} vs {dst_view.shape}")
+        tables.extents[t] = dst_view.shape
+        tables.dst[t] = _address(dst_view) - dst_addr
+        tables.dst_strides[t] = dst_view.strides
+        if src_view is None:
+            tables.src[t] = -1
+        else:
+            tables.src[t] = _address(src_view) - src_addr
+            tables.src_strides[t] = src_view.strides
+    return tables
+
+
+def box_copy(src: np.ndarray, dst: np.ndarray, tasks: BoxTasks, itemsize: int,
+             fill: np.ndarray) -> None:
+    """numpy reference of the box_copy kernel: src and dst are flat uint8 buffers."""
+    item = np.dtype(f"V{itemsize}")
+    for t in range(len(tasks.dst)):
+        shape = tuple(int(e) for e in tasks.extents[t])
+        target = np.ndarray(shape, dtype=item, buffer=dst, offset=int(tasks.dst[t]),
+                            strides=tuple(int(x) for x in tasks.dst_strides[t]))
+        if tasks.src[t] < 0:
+            target[...] = fill.view(item)[0]
+        else:
+            target[...] = np.ndarray(shape, dtype=item, buffer=src, offset=int(tasks.src[t]),
+                                     strides=tuple(int(x) for x in tasks.src_strides[t]))
