@@ -72,3 +72,16 @@ def _reset_zarr_config() -> Iterator[None]:
     with zarr.config.config_lock:
         zarr.config.config.clear()
         zarr.config.config.update(saved)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip `cuda`-marked tests cleanly where the cuda device cannot run, saying why."""
+    from cuzarr.devices import _missing_cuda_parts
+
+    missing = _missing_cuda_parts()
+    if not missing:
+        return
+    skip = pytest.mark.skip(reason="needs the cuda device; missing: " + ", ".join(missing))
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

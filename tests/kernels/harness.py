@@ -24,15 +24,15 @@ i64p = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
 UINT, ULL, INT = ctypes.c_uint, ctypes.c_ulonglong, ctypes.c_int
 
 SIGNATURES = {
-    "host_byteswap": [UINT, UINT, u8p, ULL, INT],
+    "host_byteswap": [UINT, UINT, UINT, u8p, ULL, INT],
     "host_byte_shuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
     "host_byte_unshuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
     "host_bit_shuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
     "host_bit_unshuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
     "host_box_copy": [UINT, UINT, UINT, u8p, u8p, i64p, i64p, i64p, i64p, i64p, ULL, INT, INT,
                       u8p],
-    "host_crc32c_segments": [UINT, UINT, u8p, u64p, u64p, ULL, u32p, u32p],
-    "host_crc32c_combine": [UINT, UINT, u32p, u64p, u64p, u64p, ULL, u32p],
+    "host_crc32c_segments": [UINT, UINT, UINT, u8p, u64p, u64p, ULL, u32p, u32p],
+    "host_crc32c_combine": [UINT, UINT, UINT, u32p, u64p, u64p, u64p, ULL, u32p],
 }
 
 
@@ -60,3 +60,15 @@ def library() -> ctypes.CDLL:
         getattr(lib, name).argtypes = argtypes
         getattr(lib, name).restype = None
     return lib
+
+
+class HostLauncher:
+    """Runs a kernel by name on the host emulation: the stand-in for cupy's launches."""
+
+    def __init__(self) -> None:
+        self.launches: list[tuple[str, tuple[int, int], int]] = []
+
+    def launch(self, name: str, grid: tuple[int, int], block: int, args: tuple) -> None:
+        self.launches.append((name, grid, block))
+        plain = [int(a) if isinstance(a, np.integer) else a for a in args]
+        getattr(library(), f"host_{name}")(grid[0], grid[1], block, *plain)

@@ -1,5 +1,5 @@
 // C entry points that launch each kernel of cuda_kernels/ on the host emulation, with the
-// grid and block the test chooses (so odd grids, strides and tails are exercised).
+// grid (x, y) and block the test chooses; every launcher takes (grid_x, grid_y, block, ...) (so odd grids, strides and tails are exercised).
 #include "host_cuda.h"
 
 #include "byteswap.cu"
@@ -10,10 +10,10 @@
 
 extern "C" {
 
-void host_byteswap(unsigned int grid, unsigned int block, unsigned char* data,
-                   unsigned long long n_items, int itemsize)
+void host_byteswap(unsigned int grid_x, unsigned int grid_y, unsigned int block,
+                   unsigned char* data, unsigned long long n_items, int itemsize)
 {
-    host_launch(dim3(grid), dim3(block), [&] { byteswap(data, n_items, itemsize); });
+    host_launch(dim3(grid_x, grid_y), dim3(block), [&] { byteswap(data, n_items, itemsize); });
 }
 
 void host_byte_shuffle(unsigned int grid_x, unsigned int grid_y, unsigned int block,
@@ -52,23 +52,25 @@ void host_bit_unshuffle(unsigned int grid_x, unsigned int grid_y, unsigned int b
                 [&] { bit_unshuffle(src, dst, offsets, lengths, n_blocks, typesize, version); });
 }
 
-void host_crc32c_segments(unsigned int grid, unsigned int block, const unsigned char* data,
+void host_crc32c_segments(unsigned int grid_x, unsigned int grid_y, unsigned int block,
+                          const unsigned char* data,
                           const unsigned long long* seg_offsets,
                           const unsigned long long* seg_lengths, unsigned long long n_segments,
                           const unsigned int* table, unsigned int* seg_crc)
 {
-    host_launch(dim3(grid), dim3(block), [&] {
+    host_launch(dim3(grid_x, grid_y), dim3(block), [&] {
         crc32c_segments(data, seg_offsets, seg_lengths, n_segments, table, seg_crc);
     });
 }
 
-void host_crc32c_combine(unsigned int grid, unsigned int block, const unsigned int* seg_crc,
+void host_crc32c_combine(unsigned int grid_x, unsigned int grid_y, unsigned int block,
+                         const unsigned int* seg_crc,
                          const unsigned long long* seg_lengths,
                          const unsigned long long* first_segment,
                          const unsigned long long* n_segments, unsigned long long n_buffers,
                          unsigned int* out)
 {
-    host_launch(dim3(grid), dim3(block), [&] {
+    host_launch(dim3(grid_x, grid_y), dim3(block), [&] {
         crc32c_combine(seg_crc, seg_lengths, first_segment, n_segments, n_buffers, out);
     });
 }

@@ -24,7 +24,7 @@ blocks = st.integers(1, 70)
 def test_byteswap(itemsize: int, n_items: int, grid: int, block: int, seed: int) -> None:
     data = np.random.default_rng(seed).integers(0, 256, n_items * itemsize, dtype=np.uint8)
     expected = reference.byteswap(data, itemsize)
-    library().host_byteswap(grid, block, data, n_items, itemsize)
+    library().host_byteswap(grid, 1, block, data, n_items, itemsize)
     np.testing.assert_array_equal(data, expected)
 
 
@@ -117,10 +117,10 @@ def test_crc32c(sizes: list[int], segment: int, grid: int, block: int, seed: int
     seg_off, seg_len, first, count = reference.crc32c_segment_plan(offsets, lengths, segment)
     seg_crc = np.zeros(max(1, len(seg_off)), dtype=np.uint32)
     lib = library()
-    lib.host_crc32c_segments(grid, block, data, seg_off, seg_len, len(seg_off),
+    lib.host_crc32c_segments(grid, 1, block, data, seg_off, seg_len, len(seg_off),
                              reference.crc32c_table(), seg_crc)
     out = np.zeros(max(1, len(sizes)), dtype=np.uint32)
-    lib.host_crc32c_combine(grid, block, seg_crc, seg_len, first, count, len(sizes), out)
+    lib.host_crc32c_combine(grid, 1, block, seg_crc, seg_len, first, count, len(sizes), out)
     expected = reference.crc32c(data, offsets, lengths)
     np.testing.assert_array_equal(out[: len(sizes)], expected)
 

@@ -1,0 +1,156 @@
+"""Array-level entry points to the kernels: plan the launch tables, then launch.
+
+Every function takes a `launcher` (how a kernel runs) and works on arrays of the
+launcher's array module. On a GPU that is `CupyLauncher` with cupy arrays; in tests it
+is the host-emulation launcher with numpy arrays, so the tables, grids and argument
+lists built here run in CI exactly as they will on the device.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from cuzarr.kernels import KERNEL_FILES, kernel_source
+from cuzarr.kernels.reference import BoxTasks, crc32c_segment_plan, crc32c_table
+
+__all__ = [
+    "BLOCK",
+    "CupyLauncher",
+    "Launcher",
+    "bit_unshuffle",
+    "box_copy",
+    "byte_unshuffle",
+    "byteswap",
+    "crc32c",
+    "grid_for",
+]
+
+#: threads per block for every launch (memory-bound kernels: enough to hide latency)
+BLOCK = 256
+_MAX_GRID_X = 1 << 16
+_MAX_GRID_Y = 65535
+#: bytes each crc32c thread checksums before the per-buffer combine
+CRC32C_SEGMENT = 4096
+
+
+class Launcher(Protocol):
+    """Runs kernel `name` over a (grid_x, grid_y) grid of `block`-thread blocks."""
+
+    def launch(self, name: str, grid: tuple[int, int], block: int, args: tuple) -> None: ...
+
+
+def grid_for(items: int, rows: int = 1) -> tuple[int, int]:
+    """A grid for `rows` independent rows of up to `items` items (grid-stride beyond)."""
+    x = max(1, min(_MAX_GRID_X, -(-max(1, items) // BLOCK)))
+    return x, max(1, min(_MAX_GRID_Y, rows))
+
+
+def _file_of(name: str) -> str:
+    for file, kernels in KERNEL_FILES.items():
+        if name in kernels:
+            return file
+    raise KeyError(f"no kernel named {name!r}")
+
+
+class CupyLauncher:
+    """Launches with cupy: each .cu file is compiled once per device through
+    cupy.RawModule (NVRTC), whose on-disk cache is keyed by source, options and arch."""
+
+    def __init__(self) -> None:
+        import cupy
+
+        self._cupy = cupy
+        self._load = cupy.memoize(for_each_device=True)(self._module)
+
+    @staticmethod
+    def _module(file: str) -> Any:
+        import cupy
+
+        return cupy.RawModule(code=kernel_source(file), options=("--std=c++14",))
+
+    def launch(self, name: str, grid: tuple[int, int], block: int, args: tuple) -> None:
+        kernel = self._load(_file_of(name)).get_function(name)
+        kernel(grid, (block,), args)
+
+
+def byteswap(launcher: Launcher, data: Any, itemsize: int) -> None:
+    """Swap the byte order of every item of a flat uint8 buffer, in place."""
+    if itemsize not in (2, 4, 8, 16):
+        raise ValueError(f"byteswap takes 2-, 4-, 8- or 16-byte items, not {itemsize}")
+    n_items = data.size // itemsize
+    launcher.launch("byteswap", grid_for(n_items), BLOCK,
+                    (data, np.uint64(n_items), np.int32(itemsize)))
+
+
+def _unshuffle(name: str, launcher: Launcher, xp: Any, src: Any, dst: Any,
+               offsets: np.ndarray, lengths: np.ndarray, typesize: int,
+               extra: tuple = ()) -> None:
+    if len(lengths) != len(offsets):
+        raise ValueError(f"{len(offsets)} offsets but {len(lengths)} lengths")
+    if len(offsets) == 0:
+        return
+    longest = int(np.max(lengths))
+    launcher.launch(
+        name, grid_for(longest, len(offsets)), BLOCK,
+        (src, dst, xp.asarray(offsets, dtype=np.uint64), xp.asarray(lengths, dtype=np.uint64),
+         np.uint64(len(offsets)), np.int32(typesize), *extra),
+    )
+
+
+def byte_unshuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.ndarray,
+                   lengths: np.ndarray, typesize: int) -> None:
+    """Blosc byte unshuffle of blocks src[offsets[i] : +lengths[i]] into the same places
+    of dst (one launch for every block of every chunk)."""
+    _unshuffle("byte_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize)
+
+
+def bit_unshuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.ndarray,
+                  lengths: np.ndarray, typesize: int, version: int) -> None:
+    """Blosc bit unshuffle of blocks (format `version` rules, see bitshuffle.cu)."""
+    _unshuffle("bit_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize,
+               (np.int32(version),))
+
+
+def crc32c(launcher: Launcher, xp: Any, data: Any, offsets: np.ndarray,
+           lengths: np.ndarray) -> Any:
+    """CRC32C of each buffer data[offsets[i] : +lengths[i]]: an xp uint32 array."""
+    n = len(offsets)
+    if len(lengths) != n:
+        raise ValueError(f"{n} offsets but {len(lengths)} lengths")
+    out = xp.zeros(max(1, n), dtype=np.uint32)
+    if n == 0:
+        return out[:0]
+    seg_off, seg_len, first, count = crc32c_segment_plan(offsets, lengths, CRC32C_SEGMENT)
+    seg_crc = xp.zeros(max(1, len(seg_off)), dtype=np.uint32)
+    seg_len_dev = xp.asarray(seg_len)
+    if len(seg_off):
+        launcher.launch(
+            "crc32c_segments", grid_for(len(seg_off)), BLOCK,
+            (data, xp.asarray(seg_off), seg_len_dev, np.uint64(len(seg_off)),
+             xp.asarray(crc32c_table()), seg_crc),
+        )
+    launcher.launch(
+        "crc32c_combine", grid_for(n), BLOCK,
+        (seg_crc, seg_len_dev, xp.asarray(first), xp.asarray(count), np.uint64(n), out),
+    )
+    return out[:n]
+
+
+def box_copy(launcher: Launcher, xp: Any, src: Any, dst: Any, tasks: BoxTasks, itemsize: int,
+             fill: np.ndarray | None = None) -> None:
+    """Run the box copies of `tasks` (reference.box_tasks) in one launch."""
+    n = len(tasks.dst)
+    if n == 0:
+        return
+    largest = int(np.max(np.prod(tasks.extents, axis=1))) if tasks.ndim else 1
+    fill_bytes = np.zeros(itemsize, dtype=np.uint8) if fill is None else fill
+    launcher.launch(
+        "box_copy", grid_for(largest, n), BLOCK,
+        (src, dst, xp.asarray(tasks.src), xp.asarray(tasks.dst),
+         xp.asarray(np.ascontiguousarray(tasks.extents)),
+         xp.asarray(np.ascontiguousarray(tasks.src_strides)),
+         xp.asarray(np.ascontiguousarray(tasks.dst_strides)),
+         np.uint64(n), np.int32(tasks.ndim), np.int32(itemsize), xp.asarray(fill_bytes)),
+    )

@@ -1,0 +1,73 @@
+"""The array-level kernel entry points (tables, grids, argument lists) run through the
+host-emulation launcher on numpy arrays, as the cuda device will run them with cupy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from harness import HostLauncher
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cuzarr.kernels import launch, reference
+
+
+def test_byteswap() -> None:
+    values = np.arange(1000, dtype="<f8")
+    data = values.view(np.uint8).copy()
+    launch.byteswap(HostLauncher(), data, 8)
+    np.testing.assert_array_equal(data.view(">f8"), values)
+    with pytest.raises(ValueError, match="3"):
+        launch.byteswap(HostLauncher(), data, 3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(nbytes=st.integers(0, 5000), blocksize=st.integers(1, 1500),
+       typesize=st.sampled_from([1, 2, 4, 8]), version=st.sampled_from([2, 3]))
+def test_unshuffles(nbytes: int, blocksize: int, typesize: int, version: int) -> None:
+    data = np.random.default_rng(nbytes).integers(0, 256, nbytes, dtype=np.uint8)
+    offsets, lengths = reference.shuffle_blocks(nbytes, blocksize)
+    shuffled = reference.byte_shuffle(data, offsets, lengths, typesize)
+    out = np.zeros_like(data)
+    launch.byte_unshuffle(HostLauncher(), np, shuffled, out, offsets, lengths, typesize)
+    np.testing.assert_array_equal(out, data)
+    shuffled = reference.bit_shuffle(data, offsets, lengths, typesize, version)
+    out = np.zeros_like(data)
+    launch.bit_unshuffle(HostLauncher(), np, shuffled, out, offsets, lengths, typesize, version)
+    np.testing.assert_array_equal(out, data)
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(0, 20000), max_size=6))
+def test_crc32c(sizes: list[int]) -> None:
+    lengths = np.array(sizes, dtype=np.int64)
+    offsets = (np.cumsum(lengths) - lengths).astype(np.int64)
+    data = np.random.default_rng(len(sizes)).integers(0, 256, int(lengths.sum()) + 1,
+                                                      dtype=np.uint8)
+    launcher = HostLauncher()
+    crcs = launch.crc32c(launcher, np, data, offsets, lengths)
+    np.testing.assert_array_equal(crcs, reference.crc32c(data, offsets, lengths))
+    assert len(launcher.launches) == (2 if sizes and sum(sizes) else (1 if sizes else 0))
+
+
+def test_box_copy_scatter_of_a_batch() -> None:
+    """Four decoded 3x4 chunks scattered into a 5x7 output (edge chunks partial) in one
+    launch; a missing chunk becomes the fill value."""
+    decoded = np.arange(4 * 12, dtype=np.int16).reshape(4, 3, 4)
+    out = np.zeros((5, 7), dtype=np.int16)
+    pairs = []
+    for k, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        target = out[i * 3 : i * 3 + 3, j * 4 : j * 4 + 4]
+        source = decoded[k][: target.shape[0], : target.shape[1]]
+        pairs.append((None if k == 3 else source, target))
+    src = decoded.reshape(-1).view(np.uint8)
+    dst = out.reshape(-1).view(np.uint8)
+    launcher = HostLauncher()
+    fill = np.array([-7], dtype=np.int16).view(np.uint8)
+    launch.box_copy(launcher, np, src, dst, reference.box_tasks(src, dst, pairs), 2, fill)
+    assert len(launcher.launches) == 1
+    expected = np.full((5, 7), -7, dtype=np.int16)
+    expected[:3, :4] = decoded[0]
+    expected[:3, 4:] = decoded[1][:, :3]
+    expected[3:, :4] = decoded[2][:2]
+    np.testing.assert_array_equal(out, expected)
