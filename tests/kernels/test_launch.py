@@ -71,3 +71,14 @@ def test_box_copy_scatter_of_a_batch() -> None:
     expected[:3, 4:] = decoded[1][:, :3]
     expected[3:, :4] = decoded[2][:2]
     np.testing.assert_array_equal(out, expected)
+
+
+def test_kernel_benchmark_explains_missing_gpu(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("cupy is installed; the GPU benchmark runs under the cuda marker")
+    from bench import kernels
+
+    assert kernels.main([]) == 2
+    assert "cupy" in capsys.readouterr().err

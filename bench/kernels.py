@@ -1,0 +1,99 @@
+"""GPU kernel benchmark: each kernel's throughput against the device-to-device copy rate.
+
+    python -m bench.kernels [--mib 256] [--out DIR]
+
+Needs a CUDA device with cupy; prints GB/s per kernel and its fraction of the copy
+rate, and writes DIR/kernels.json when --out is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _time(cp: Any, fn: Callable[[], None], repeats: int = 20) -> float:
+    """Best seconds of `fn` over `repeats` runs, timed with CUDA events."""
+    fn()
+    best = float("inf")
+    start, stop = cp.cuda.Event(), cp.cuda.Event()
+    for _ in range(repeats):
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        best = min(best, cp.cuda.get_elapsed_time(start, stop) / 1e3)
+    return best
+
+
+def run(mib: int) -> dict[str, Any]:
+    """Time every kernel on `mib` MiB buffers; returns name -> GB/s and copy fraction."""
+    import cupy as cp
+
+    from cuzarr.kernels import launch, reference
+
+    launcher = launch.CupyLauncher()
+    nbytes = mib << 20
+    src = cp.asarray(np.random.default_rng(0).integers(0, 256, nbytes, dtype=np.uint8))
+    dst = cp.empty_like(src)
+    offsets, lengths = reference.shuffle_blocks(nbytes, 256 << 10)
+    chunk_offsets, chunk_lengths = reference.shuffle_blocks(nbytes, 1 << 20)
+    side = int((nbytes // 4) ** 0.5) // 256 * 256
+    grid = src[: side * side * 4].view(cp.float32).reshape(side, side)
+    out = cp.empty_like(grid)
+    pairs = [
+        (grid[i : i + 256, j : j + 256].T, out[i : i + 256, j : j + 256])
+        for i in range(0, side, 256) for j in range(0, side, 256)
+    ]
+    tasks = reference.box_tasks(src, out.reshape(-1).view(cp.uint8), pairs)
+    cases: dict[str, tuple[Callable[[], None], int]] = {
+        "d2d copy": (lambda: dst.__setitem__(slice(None), src), nbytes),
+        "byteswap (4)": (lambda: launch.byteswap(launcher, dst, 4), nbytes),
+        "byte_unshuffle (4)": (lambda: launch.byte_unshuffle(
+            launcher, cp, src, dst, offsets, lengths, 4), nbytes),
+        "bit_unshuffle (4)": (lambda: launch.bit_unshuffle(
+            launcher, cp, src, dst, offsets, lengths, 4, 2), nbytes),
+        "crc32c (1 MiB buffers)": (lambda: launch.crc32c(
+            launcher, cp, src, chunk_offsets, chunk_lengths), nbytes),
+        "box_copy (transposing scatter)": (lambda: launch.box_copy(
+            launcher, cp, src, out.reshape(-1).view(cp.uint8), tasks, 4), side * side * 4),
+    }
+    results = {}
+    for name, (fn, moved) in cases.items():
+        seconds = _time(cp, fn)
+        results[name] = {"seconds": seconds, "gb_per_s": moved / seconds / 1e9}
+    copy_rate = results["d2d copy"]["gb_per_s"]
+    for entry in results.values():
+        entry["of_copy_rate"] = entry["gb_per_s"] / copy_rate
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.kernels", description=__doc__)
+    parser.add_argument("--mib", type=int, default=256, help="buffer size (default 256 MiB)")
+    parser.add_argument("--out", type=Path, help="write DIR/kernels.json")
+    args = parser.parse_args(argv)
+    from cuzarr.devices import _missing_cuda_parts
+
+    missing = [m for m in _missing_cuda_parts() if "nvcomp" not in m and "kvikio" not in m]
+    if missing:
+        print("bench.kernels needs a CUDA device with cupy; missing: " + ", ".join(missing),
+              file=sys.stderr)
+        return 2
+    results = run(args.mib)
+    for name, entry in results.items():
+        print(f"{name:32s} {entry['gb_per_s']:8.1f} GB/s  {entry['of_copy_rate']:6.1%} of copy")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "kernels.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
