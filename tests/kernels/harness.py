@@ -21,6 +21,7 @@ u8p = np.ctypeslib.ndpointer(dtype=np.uint8, flags="C_CONTIGUOUS")
 u32p = np.ctypeslib.ndpointer(dtype=np.uint32, flags="C_CONTIGUOUS")
 u64p = np.ctypeslib.ndpointer(dtype=np.uint64, flags="C_CONTIGUOUS")
 i64p = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
+i32p = np.ctypeslib.ndpointer(dtype=np.int32, flags="C_CONTIGUOUS")
 UINT, ULL, INT = ctypes.c_uint, ctypes.c_ulonglong, ctypes.c_int
 
 SIGNATURES = {
@@ -31,6 +32,7 @@ SIGNATURES = {
     "host_bit_unshuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
     "host_box_copy": [UINT, UINT, UINT, u8p, u8p, i64p, i64p, i64p, i64p, i64p, ULL, INT, INT,
                       u8p],
+    "host_block_sums": [UINT, UINT, UINT, i32p, i32p, INT, INT],
     "host_crc32c_segments": [UINT, UINT, UINT, u8p, u64p, u64p, ULL, u32p, u32p],
     "host_crc32c_combine": [UINT, UINT, UINT, u32p, u64p, u64p, u64p, ULL, u32p],
 }
@@ -42,7 +44,8 @@ def library() -> ctypes.CDLL:
     compiler = shutil.which("g++")
     if compiler is None:
         raise RuntimeError("the kernel host harness needs g++")
-    sources = [HERE / "host_kernels.cpp", HERE / "host_cuda.h", *sorted(kernel_dir().glob("*.cu"))]
+    sources = [HERE / "host_kernels.cpp", HERE / "host_cuda.h", HERE / "barrier_probe.cu",
+               *sorted(kernel_dir().glob("*.cu"))]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     target = Path(tempfile.gettempdir()) / f"cuzarr-host-kernels-{digest}.so"
     if not target.exists():

@@ -7,6 +7,7 @@
 #include "bitshuffle.cu"
 #include "crc32c.cu"
 #include "box_copy.cu"
+#include "barrier_probe.cu"
 
 extern "C" {
 
@@ -84,6 +85,18 @@ void host_box_copy(unsigned int grid_x, unsigned int grid_y, unsigned int block,
     host_launch(dim3(grid_x, grid_y), dim3(block), [&] {
         box_copy(src, dst, task_src, task_dst, extents, src_strides, dst_strides, n_tasks, ndim,
                  itemsize, fill);
+    });
+}
+
+void host_block_sums(unsigned int grid_x, unsigned int grid_y, unsigned int block,
+                     const int* values, int* sums, int n, int synchronised)
+{
+    host_launch(dim3(grid_x, grid_y), dim3(block), [&] {
+        if (synchronised) {
+            block_sums(values, sums, n);
+        } else {
+            block_sums_unsynchronised(values, sums, n);
+        }
     });
 }
 
