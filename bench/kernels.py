@@ -61,6 +61,8 @@ def run(mib: int) -> dict[str, Any]:
             launcher, cp, src, dst, offsets, lengths, 4, 2), nbytes),
         "crc32c (1 MiB buffers)": (lambda: launch.crc32c(
             launcher, cp, src, chunk_offsets, chunk_lengths), nbytes),
+        "transpose_tiled (2-D, float32)": (lambda: launch.transpose(
+            launcher, cp, src, dst, 1, (side, side), (1, 0), 4), side * side * 4),
         "box_copy (transposing scatter)": (lambda: launch.box_copy(
             launcher, cp, src, out.reshape(-1).view(cp.uint8), tasks, 4), side * side * 4),
     }

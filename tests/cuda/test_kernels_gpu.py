@@ -67,3 +67,16 @@ def test_box_copy_scatter(gpu: tuple) -> None:
     launch.box_copy(launcher, cp, src, dst, reference.box_tasks(src, dst, pairs), 4)
     expected = cp.asnumpy(stored_t).reshape(2, 4, 64, 64).transpose(0, 2, 1, 3).reshape(128, 256)
     np.testing.assert_array_equal(cp.asnumpy(out), expected)
+
+
+@pytest.mark.parametrize("perm", [(1, 0), (2, 0, 1), (0, 2, 1), (1, 2, 0)])
+def test_tiled_transpose(gpu: tuple, perm: tuple[int, ...]) -> None:
+    cp, launcher = gpu
+    shape = (100, 130, 70)[: len(perm)]
+    src = cp.random.random((3, *shape)).astype(cp.float32)
+    dst = cp.empty_like(src)
+    ran = launch.transpose(launcher, cp, src.reshape(-1).view(cp.uint8),
+                           dst.reshape(-1).view(cp.uint8), 3, shape, perm, 4)
+    assert ran
+    expected = cp.asnumpy(src).transpose(0, *(1 + p for p in perm))
+    np.testing.assert_array_equal(cp.asnumpy(dst).reshape(expected.shape), expected)

@@ -25,16 +25,18 @@ i32p = np.ctypeslib.ndpointer(dtype=np.int32, flags="C_CONTIGUOUS")
 UINT, ULL, INT = ctypes.c_uint, ctypes.c_ulonglong, ctypes.c_int
 
 SIGNATURES = {
-    "host_byteswap": [UINT, UINT, UINT, u8p, ULL, INT],
-    "host_byte_shuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
-    "host_byte_unshuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
-    "host_bit_shuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
-    "host_bit_unshuffle": [UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
-    "host_box_copy": [UINT, UINT, UINT, u8p, u8p, i64p, i64p, i64p, i64p, i64p, ULL, INT, INT,
+    "host_byteswap": [UINT, UINT, UINT, UINT, u8p, ULL, INT],
+    "host_byte_shuffle": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
+    "host_byte_unshuffle": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
+    "host_bit_shuffle": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
+    "host_bit_unshuffle": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
+    "host_box_copy": [UINT, UINT, UINT, UINT, u8p, u8p, i64p, i64p, i64p, i64p, i64p, ULL, INT, INT,
                       u8p],
-    "host_block_sums": [UINT, UINT, UINT, i32p, i32p, INT, INT],
-    "host_crc32c_segments": [UINT, UINT, UINT, u8p, u64p, u64p, ULL, u32p, u32p],
-    "host_crc32c_combine": [UINT, UINT, UINT, u32p, u64p, u64p, u64p, ULL, u32p],
+    "host_transpose_tiled": [UINT, UINT, UINT, UINT, u8p, u8p, ULL, INT, i64p, i64p, i64p, INT,
+                             INT, INT],
+    "host_block_sums": [UINT, UINT, UINT, UINT, i32p, i32p, INT, INT],
+    "host_crc32c_segments": [UINT, UINT, UINT, UINT, u8p, u64p, u64p, ULL, u32p, u32p],
+    "host_crc32c_combine": [UINT, UINT, UINT, UINT, u32p, u64p, u64p, u64p, ULL, u32p],
 }
 
 
@@ -69,9 +71,10 @@ class HostLauncher:
     """Runs a kernel by name on the host emulation: the stand-in for cupy's launches."""
 
     def __init__(self) -> None:
-        self.launches: list[tuple[str, tuple[int, int], int]] = []
+        self.launches: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
 
-    def launch(self, name: str, grid: tuple[int, int], block: int, args: tuple) -> None:
+    def launch(self, name: str, grid: tuple[int, int], block: tuple[int, int],
+               args: tuple) -> None:
         self.launches.append((name, grid, block))
         plain = [int(a) if isinstance(a, np.integer) else a for a in args]
-        getattr(library(), f"host_{name}")(grid[0], grid[1], block, *plain)
+        getattr(library(), f"host_{name}")(grid[0], grid[1], block[0], block[1], *plain)

@@ -75,7 +75,7 @@ def test_box_copy_scatter(case: tuple, grid_x: int, grid_y: int, block: int) -> 
         ref_out = out.copy()
         reference.box_copy(slab, ref_out, tasks, itemsize, fill)
         library().host_box_copy(
-            grid_x, grid_y, block, slab, out, tasks.src, tasks.dst,
+            grid_x, grid_y, block, 1, slab, out, tasks.src, tasks.dst,
             np.ascontiguousarray(tasks.extents), np.ascontiguousarray(tasks.src_strides),
             np.ascontiguousarray(tasks.dst_strides), len(tasks.dst), nd, itemsize, fill,
         )
@@ -95,7 +95,7 @@ def test_box_copy_gather_into_chunks() -> None:
     dst = chunks.view(np.uint8).reshape(-1)
     tasks = reference.box_tasks(src, dst, pairs)
     library().host_box_copy(
-        2, 3, 7, src, dst, tasks.src, tasks.dst, tasks.extents, tasks.src_strides,
+        2, 3, 7, 1, src, dst, tasks.src, tasks.dst, tasks.extents, tasks.src_strides,
         tasks.dst_strides, len(tasks.dst), 2, 4, np.zeros(4, dtype=np.uint8),
     )
     for k, (part, target) in enumerate(pairs):

@@ -24,7 +24,7 @@ blocks = st.integers(1, 70)
 def test_byteswap(itemsize: int, n_items: int, grid: int, block: int, seed: int) -> None:
     data = np.random.default_rng(seed).integers(0, 256, n_items * itemsize, dtype=np.uint8)
     expected = reference.byteswap(data, itemsize)
-    library().host_byteswap(grid, 1, block, data, n_items, itemsize)
+    library().host_byteswap(grid, 1, block, 1, data, n_items, itemsize)
     np.testing.assert_array_equal(data, expected)
 
 
@@ -43,13 +43,13 @@ def test_byte_shuffle_and_unshuffle(typesize: int, nbytes: int, blocksize: int, 
     data = np.random.default_rng(seed).integers(0, 256, nbytes, dtype=np.uint8)
     offsets, lengths = reference.shuffle_blocks(nbytes, blocksize)
     shuffled = np.zeros_like(data)
-    library().host_byte_shuffle(grid_x, grid_y, block, data, shuffled, offsets, lengths,
+    library().host_byte_shuffle(grid_x, grid_y, block, 1, data, shuffled, offsets, lengths,
                                 len(offsets), typesize)
     np.testing.assert_array_equal(
         shuffled, reference.byte_shuffle(data, offsets, lengths, typesize)
     )
     back = np.zeros_like(data)
-    library().host_byte_unshuffle(grid_x, grid_y, block, shuffled, back, offsets, lengths,
+    library().host_byte_unshuffle(grid_x, grid_y, block, 1, shuffled, back, offsets, lengths,
                                   len(offsets), typesize)
     np.testing.assert_array_equal(back, data)
 
@@ -78,13 +78,13 @@ def test_bit_shuffle_and_unshuffle(typesize: int, nbytes: int, blocksize: int, v
     data = np.random.default_rng(seed).integers(0, 256, nbytes, dtype=np.uint8)
     offsets, lengths = reference.shuffle_blocks(nbytes, blocksize)
     shuffled = np.zeros_like(data)
-    library().host_bit_shuffle(grid_x, grid_y, block, data, shuffled, offsets, lengths,
+    library().host_bit_shuffle(grid_x, grid_y, block, 1, data, shuffled, offsets, lengths,
                                len(offsets), typesize, version)
     np.testing.assert_array_equal(
         shuffled, reference.bit_shuffle(data, offsets, lengths, typesize, version)
     )
     back = np.zeros_like(data)
-    library().host_bit_unshuffle(grid_x, grid_y, block, shuffled, back, offsets, lengths,
+    library().host_bit_unshuffle(grid_x, grid_y, block, 1, shuffled, back, offsets, lengths,
                                  len(offsets), typesize, version)
     np.testing.assert_array_equal(back, data)
 
@@ -117,10 +117,10 @@ def test_crc32c(sizes: list[int], segment: int, grid: int, block: int, seed: int
     seg_off, seg_len, first, count = reference.crc32c_segment_plan(offsets, lengths, segment)
     seg_crc = np.zeros(max(1, len(seg_off)), dtype=np.uint32)
     lib = library()
-    lib.host_crc32c_segments(grid, 1, block, data, seg_off, seg_len, len(seg_off),
+    lib.host_crc32c_segments(grid, 1, block, 1, data, seg_off, seg_len, len(seg_off),
                              reference.crc32c_table(), seg_crc)
     out = np.zeros(max(1, len(sizes)), dtype=np.uint32)
-    lib.host_crc32c_combine(grid, 1, block, seg_crc, seg_len, first, count, len(sizes), out)
+    lib.host_crc32c_combine(grid, 1, block, 1, seg_crc, seg_len, first, count, len(sizes), out)
     expected = reference.crc32c(data, offsets, lengths)
     np.testing.assert_array_equal(out[: len(sizes)], expected)
 

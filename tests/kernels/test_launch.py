@@ -82,3 +82,22 @@ def test_kernel_benchmark_explains_missing_gpu(capsys: pytest.CaptureFixture[str
 
     assert kernels.main([]) == 2
     assert "cupy" in capsys.readouterr().err
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.integers(1, 40), min_size=2, max_size=4), n_chunks=st.integers(1, 3),
+       itemsize=st.sampled_from([1, 2, 4, 8, 16]), data=st.data())
+def test_tiled_transpose(shape: list[int], n_chunks: int, itemsize: int,
+                         data: st.DataObject) -> None:
+    """Any permutation of a batch of chunks, edge tiles included (shared memory + barriers
+    through the host harness)."""
+    perm = tuple(data.draw(st.permutations(range(len(shape)))))
+    dtype = {1: np.uint8, 2: np.int16, 4: np.float32, 8: np.int64, 16: np.complex128}[itemsize]
+    rng = np.random.default_rng(sum(shape))
+    src = rng.integers(0, 256, n_chunks * int(np.prod(shape)) * itemsize, dtype=np.uint8)
+    dst = np.zeros_like(src)
+    ran = launch.transpose(HostLauncher(), np, src, dst, n_chunks, tuple(shape), perm, itemsize)
+    assert ran == (perm[-1] != len(shape) - 1)
+    if ran:
+        expected = src.view(dtype).reshape(n_chunks, *shape).transpose(0, *(1 + p for p in perm))
+        np.testing.assert_array_equal(dst.view(dtype).reshape(expected.shape), expected)

@@ -18,6 +18,7 @@ KERNEL_FILES: dict[str, tuple[str, ...]] = {
     "bitshuffle.cu": ("bit_shuffle", "bit_unshuffle"),
     "crc32c.cu": ("crc32c_segments", "crc32c_combine"),
     "box_copy.cu": ("box_copy",),
+    "transpose.cu": ("transpose_tiled",),
 }
 
 

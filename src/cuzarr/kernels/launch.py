@@ -25,10 +25,13 @@ __all__ = [
     "byteswap",
     "crc32c",
     "grid_for",
+    "transpose",
 ]
 
-#: threads per block for every launch (memory-bound kernels: enough to hide latency)
-BLOCK = 256
+#: threads per block for the 1-D launches (memory-bound kernels: enough to hide latency)
+BLOCK = (256, 1)
+#: the tiled transpose's block: 32 columns x 8 rows of a 32 x 32 tile
+TILE, TILE_BLOCK = 32, (32, 8)
 _MAX_GRID_X = 1 << 16
 _MAX_GRID_Y = 65535
 #: bytes each crc32c thread checksums before the per-buffer combine
@@ -38,12 +41,13 @@ CRC32C_SEGMENT = 4096
 class Launcher(Protocol):
     """Runs kernel `name` over a (grid_x, grid_y) grid of `block`-thread blocks."""
 
-    def launch(self, name: str, grid: tuple[int, int], block: int, args: tuple) -> None: ...
+    def launch(self, name: str, grid: tuple[int, int], block: tuple[int, int],
+               args: tuple) -> None: ...
 
 
 def grid_for(items: int, rows: int = 1) -> tuple[int, int]:
     """A grid for `rows` independent rows of up to `items` items (grid-stride beyond)."""
-    x = max(1, min(_MAX_GRID_X, -(-max(1, items) // BLOCK)))
+    x = max(1, min(_MAX_GRID_X, -(-max(1, items) // BLOCK[0])))
     return x, max(1, min(_MAX_GRID_Y, rows))
 
 
@@ -70,9 +74,10 @@ class CupyLauncher:
 
         return cupy.RawModule(code=kernel_source(file), options=("--std=c++14",))
 
-    def launch(self, name: str, grid: tuple[int, int], block: int, args: tuple) -> None:
+    def launch(self, name: str, grid: tuple[int, int], block: tuple[int, int],
+               args: tuple) -> None:
         kernel = self._load(_file_of(name)).get_function(name)
-        kernel(grid, (block,), args)
+        kernel(grid, block, args)
 
 
 def byteswap(launcher: Launcher, data: Any, itemsize: int) -> None:
@@ -154,3 +159,39 @@ def box_copy(launcher: Launcher, xp: Any, src: Any, dst: Any, tasks: BoxTasks, i
          xp.asarray(np.ascontiguousarray(tasks.dst_strides)),
          np.uint64(n), np.int32(tasks.ndim), np.int32(itemsize), xp.asarray(fill_bytes)),
     )
+
+
+def transpose(launcher: Launcher, xp: Any, src: Any, dst: Any, n_chunks: int,
+              in_shape: tuple[int, ...], to_logical: tuple[int, ...], itemsize: int) -> bool:
+    """dst chunk k = src chunk k (C order, in_shape) transposed by `to_logical`.
+
+    Runs the tiled kernel when the permutation moves the innermost axis and returns True;
+    returns False (nothing done) when it does not, since a box copy is then coalesced on
+    both sides already.
+    """
+    ndim = len(in_shape)
+    if itemsize > 16:
+        raise ValueError(f"the tiled transpose moves items of at most 16 bytes, not {itemsize}")
+    if ndim < 2 or to_logical[-1] == ndim - 1 or n_chunks == 0:
+        return False
+    in_strides = np.ones(ndim, dtype=np.int64)
+    for d in range(ndim - 2, -1, -1):
+        in_strides[d] = in_strides[d + 1] * in_shape[d + 1]
+    logical_shape = [in_shape[a] for a in to_logical]
+    logical_strides = np.ones(ndim, dtype=np.int64)
+    for k in range(ndim - 2, -1, -1):
+        logical_strides[k] = logical_strides[k + 1] * logical_shape[k + 1]
+    out_strides = np.empty(ndim, dtype=np.int64)
+    out_strides[list(to_logical)] = logical_strides
+    axis_a, axis_b = int(to_logical[-1]), ndim - 1
+    tiles = -(-in_shape[axis_a] // TILE) * -(-in_shape[axis_b] // TILE)
+    outer = n_chunks * int(np.prod([n for d, n in enumerate(in_shape) if d not in (axis_a,
+                                                                              axis_b)]))
+    grid = (max(1, min(_MAX_GRID_X, tiles)), max(1, min(_MAX_GRID_Y, outer)))
+    launcher.launch(
+        "transpose_tiled", grid, TILE_BLOCK,
+        (src, dst, np.uint64(n_chunks), np.int32(ndim),
+         xp.asarray(np.asarray(in_shape, dtype=np.int64)), xp.asarray(in_strides),
+         xp.asarray(out_strides), np.int32(axis_a), np.int32(axis_b), np.int32(itemsize)),
+    )
+    return True
