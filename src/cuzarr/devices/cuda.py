@@ -1,0 +1,188 @@
+"""The cuda device: slabs in device memory, nvCOMP batched decode, our kernels.
+
+It takes its array module (`xp`), its nvCOMP backend and its kernel launcher as
+parameters. On a GPU those are cupy, the real `nvidia.nvcomp` and `CupyLauncher`; in CI
+they are numpy, a test double of nvCOMP and the host-emulation launcher, so slab
+carving, alignment repacking, header validation, size checks and kernel launch tables
+all run in CI, and only the real cupy/nvCOMP calls wait for a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cuzarr.batch import ByteBatch
+from cuzarr.codecs.bytes_to_bytes import BytesStage, Crc32cStage, GzipStage, ZlibStage, ZstdStage
+from cuzarr.devices.headers import check_gzip, check_zlib, check_zstd
+from cuzarr.devices.nvcomp_backend import NvcompBackend
+from cuzarr.kernels import launch
+from cuzarr.kernels.reference import box_tasks
+from cuzarr.workers import StageError
+
+__all__ = ["CudaDevice", "DeviceBatch"]
+
+logger = logging.getLogger("cuzarr")
+_HEAD = 18  # enough for any zstd frame header
+
+
+@dataclass(frozen=True)
+class DeviceBatch(ByteBatch):
+    """A batch whose slab lives on the device, with the host slab it came from (if any)."""
+
+    host_slab: Any = None
+
+
+def _round_up(values: np.ndarray, align: int) -> np.ndarray:
+    return -(-values // align) * align
+
+
+class CudaDevice:
+    name = "cuda"
+
+    def __init__(self, xp: Any, backend: NvcompBackend, launcher: launch.Launcher) -> None:
+        self.xp = xp
+        self.backend = backend
+        self.launcher = launcher
+        self.host_fallbacks: dict[str, int] = {}
+
+    # -- moving slabs ------------------------------------------------------------------------
+
+    def to_device(self, host: ByteBatch) -> DeviceBatch:
+        """One host-to-device copy per wave (the slab from the io phase)."""
+        packed = host.packed()
+        return DeviceBatch(self.xp.asarray(packed.slab), packed.offsets, packed.sizes,
+                           host_slab=packed.slab)
+
+    def to_host(self, batch: ByteBatch) -> ByteBatch:
+        if batch.parts is not None:
+            return batch
+        slab = batch.slab
+        host = slab if isinstance(slab, np.ndarray) else self.xp.asnumpy(slab)
+        return ByteBatch(host, batch.offsets, batch.sizes)
+
+    def as_array(self, out: Any) -> Any:
+        return out.as_ndarray_like()
+
+    # -- bytes -> bytes stages ---------------------------------------------------------------
+
+    def decode_stage(self, stage: BytesStage, batch: ByteBatch, expected: int | None,
+                     threads: int) -> ByteBatch:
+        n = len(batch)
+        if n == 0:
+            return batch
+        if isinstance(stage, ZstdStage):
+            declared = check_zstd(self._bytes(batch, _HEAD, tail=False), batch.sizes, expected)
+            if expected is None and bool((declared < 0).any()):
+                return self._host_stage(stage, batch, expected, threads)
+            capacity = np.full(n, expected) if expected is not None else declared
+            return self._nvcomp("Zstd", batch, capacity, exact=expected is not None)
+        if isinstance(stage, GzipStage) and expected is not None:
+            check_gzip(self._bytes(batch, _HEAD, tail=False), self._bytes(batch, 4, tail=True),
+                       batch.sizes, expected)
+            return self._nvcomp("Gzip", batch, np.full(n, expected), exact=True)
+        if isinstance(stage, ZlibStage) and expected is not None:
+            check_zlib(self._bytes(batch, _HEAD, tail=False), batch.sizes)
+            inner = ByteBatch(batch.slab, batch.offsets + 2, batch.sizes - 6)
+            return self._nvcomp("Deflate", inner, np.full(n, expected), exact=True)
+        if isinstance(stage, Crc32cStage):
+            return self._crc32c(stage, batch, expected)
+        return self._host_stage(stage, batch, expected, threads)
+
+    def encode_stage(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
+        return self._host_stage_encode(stage, batch, threads)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _bytes(self, batch: ByteBatch, count: int, *, tail: bool) -> np.ndarray:
+        """The first (or last) `count` bytes of every item, on the host, zero-padded."""
+        sizes = batch.sizes
+        k = np.arange(count)[None, :]
+        start = batch.offsets[:, None] + (sizes[:, None] - count if tail else 0)
+        idx = start + k
+        valid = (k < sizes[:, None]) if not tail else (idx >= batch.offsets[:, None])
+        idx = np.where(valid, idx, 0)
+        host = getattr(batch, "host_slab", None)
+        if host is not None:
+            picked = np.asarray(host)[idx.reshape(-1)]
+        else:
+            picked = self._to_numpy(batch.slab[self.xp.asarray(idx.reshape(-1))])
+        return np.where(valid, picked.reshape(idx.shape), 0).astype(np.uint8)
+
+    def _to_numpy(self, array: Any) -> np.ndarray:
+        return array if isinstance(array, np.ndarray) else self.xp.asnumpy(array)
+
+    def _aligned(self, batch: ByteBatch, align: int) -> ByteBatch:
+        """The batch with every item at an `align`-byte boundary (one copy launch if not)."""
+        if not bool((batch.offsets % align).any()):
+            return batch
+        new_offsets = np.zeros(len(batch), dtype=np.int64)
+        padded = _round_up(batch.sizes, align)
+        if len(batch) > 1:
+            np.cumsum(padded[:-1], out=new_offsets[1:])
+        slab = self.xp.zeros(int(padded.sum()) or 1, dtype=np.uint8)
+        pairs = [(batch.slab[o : o + s], slab[d : d + s])
+                 for o, s, d in zip(batch.offsets.tolist(), batch.sizes.tolist(),
+                                    new_offsets.tolist(), strict=True)]
+        launch.box_copy(self.launcher, self.xp, batch.slab, slab,
+                        box_tasks(batch.slab, slab, pairs), 1)
+        return ByteBatch(slab, new_offsets, batch.sizes)
+
+    def _nvcomp(self, algorithm: str, batch: ByteBatch, capacity: np.ndarray,
+                *, exact: bool) -> ByteBatch:
+        align = self.backend.alignment(algorithm)
+        src = self._aligned(batch, align)
+        stride = _round_up(np.asarray(capacity, dtype=np.int64), align)
+        out_offsets = np.zeros(len(batch), dtype=np.int64)
+        if len(batch) > 1:
+            np.cumsum(stride[:-1], out=out_offsets[1:])
+        out = self.xp.empty(int(stride.sum()) or 1, dtype=np.uint8)
+        decoded = self.backend.decode(algorithm, src.slab, src.offsets, src.sizes, out,
+                                      out_offsets, capacity)
+        bad = np.flatnonzero(decoded != capacity) if exact else np.flatnonzero(decoded > capacity)
+        if bad.size:
+            i = int(bad[0])
+            raise StageError(i, f"{algorithm}: decoded {int(decoded[i])} bytes, "
+                                f"expected {int(capacity[i])}")
+        return ByteBatch(out, out_offsets, decoded)
+
+    def _crc32c(self, stage: Crc32cStage, batch: ByteBatch, expected: int | None) -> ByteBatch:
+        short = np.flatnonzero(batch.sizes < 4)
+        if short.size:
+            raise StageError(int(short[0]), "crc32c: item shorter than its 4-byte checksum")
+        if stage.verify:
+            computed = self._to_numpy(
+                launch.crc32c(self.launcher, self.xp, batch.slab, batch.offsets, batch.sizes - 4)
+            )
+            stored = self._bytes(batch, 4, tail=True).astype(np.uint32)
+            stored = stored @ (np.uint32(1) << np.arange(0, 32, 8, dtype=np.uint32))
+            bad = np.flatnonzero(computed != stored)
+            if bad.size:
+                raise StageError(int(bad[0]), "crc32c checksum mismatch", checksum=True)
+        out = ByteBatch(batch.slab, batch.offsets, batch.sizes - 4)
+        if expected is not None:
+            bad = np.flatnonzero(out.sizes != expected)
+            if bad.size:
+                i = int(bad[0])
+                raise StageError(i, f"crc32c: {int(out.sizes[i])} bytes, expected {expected}")
+        return out
+
+    def _count_fallback(self, stage: BytesStage) -> None:
+        if stage.name not in self.host_fallbacks:
+            logger.warning("cuzarr: %s has no GPU path yet; its chunks are decoded on the host",
+                           stage.name)
+        self.host_fallbacks[stage.name] = self.host_fallbacks.get(stage.name, 0) + 1
+
+    def _host_stage(self, stage: BytesStage, batch: ByteBatch, expected: int | None,
+                    threads: int) -> ByteBatch:
+        """A stage without a GPU path: to the host, decode there, back (counted, logged once)."""
+        self._count_fallback(stage)
+        decoded = stage.decode(self.to_host(batch), expected, threads).packed()
+        return ByteBatch(self.xp.asarray(decoded.slab), decoded.offsets, decoded.sizes)
+
+    def _host_stage_encode(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
+        self._count_fallback(stage)
+        return stage.encode(self.to_host(batch), threads)

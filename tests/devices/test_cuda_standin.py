@@ -1,0 +1,140 @@
+"""The cuda device's own code (slab carving, alignment repacking, frame validation, nvCOMP
+batch arguments, kernel launches), run on the CPU with numpy standing in for cupy, the
+nvCOMP double and the host-emulation launcher; compared with the cpu device."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import zlib
+
+import numcodecs
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nvcomp_double
+from cuzarr.batch import ByteBatch
+from cuzarr.codecs.bytes_to_bytes import (
+    BloscStage,
+    Crc32cStage,
+    GzipStage,
+    ZlibStage,
+    ZstdStage,
+)
+from cuzarr.devices.cuda import CudaDevice
+from cuzarr.workers import StageError
+
+CHUNK = 3000
+
+
+def _chunks(count: int, seed: int) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 8, CHUNK, dtype=np.uint8).tobytes() for _ in range(count)]
+
+
+def _encode(stage_name: str, raw: bytes) -> bytes:
+    if stage_name == "zstd":
+        return bytes(numcodecs.Zstd(level=1).encode(raw))
+    if stage_name == "gzip":
+        return gzip.compress(raw, mtime=0)
+    return zlib.compress(raw)
+
+
+STAGES = {"zstd": ZstdStage(), "gzip": GzipStage(), "zlib": ZlibStage()}
+
+
+@settings(max_examples=25, deadline=None)
+@given(name=st.sampled_from(sorted(STAGES)), count=st.integers(1, 6),
+       pad=st.lists(st.integers(0, 7), min_size=6, max_size=6))
+def test_decode_matches_cpu_with_unaligned_items(name: str, count: int, pad: list[int]) -> None:
+    """Items at odd offsets in the io slab are repacked to nvCOMP's alignment (the double
+    refuses unaligned buffers), decoded in one batched call, and equal the cpu result."""
+    from harness import HostLauncher
+
+    from cuzarr.devices.nvcomp_backend import NvcompBackend
+
+    device = CudaDevice(np, NvcompBackend(nvcomp_double), HostLauncher())
+    raws = _chunks(count, count)
+    frames = [_encode(name, r) for r in raws]
+    pieces, offsets = [], []
+    pos = 0
+    for frame, gap in zip(frames, pad, strict=False):
+        pieces.append(b"\x00" * gap)
+        pos += gap
+        offsets.append(pos)
+        pieces.append(frame)
+        pos += len(frame)
+    host = ByteBatch(np.frombuffer(b"".join(pieces), dtype=np.uint8),
+                     np.array(offsets, dtype=np.int64),
+                     np.array([len(f) for f in frames], dtype=np.int64))
+    nvcomp_double.Codec.calls.clear()
+    out = device.decode_stage(STAGES[name], device.to_device(host), CHUNK, 1)
+    assert [out.item(i).tobytes() for i in range(count)] == raws
+    assert len(nvcomp_double.Codec.calls) == 1  # one batched call for every item
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_corrupt_frames_never_reach_nvcomp(standin: CudaDevice, name: str) -> None:
+    frames = [_encode(name, r) for r in _chunks(3, 1)]
+    bad = bytearray(frames[1])
+    bad[0] ^= 0xFF  # magic / header
+    frames[1] = bytes(bad)
+    host = ByteBatch.from_buffers(frames)
+    with pytest.raises(StageError) as info:
+        standin.decode_stage(STAGES[name], standin.to_device(host), CHUNK, 1)
+    assert info.value.index == 1
+    assert nvcomp_double.Codec.calls == []
+
+
+def test_zstd_declared_size_is_checked(standin: CudaDevice) -> None:
+    frames = [_encode("zstd", r) for r in _chunks(2, 2)]
+    host = ByteBatch.from_buffers(frames)
+    with pytest.raises(StageError, match="size other than"):
+        standin.decode_stage(ZstdStage(), standin.to_device(host), CHUNK + 1, 1)
+    assert nvcomp_double.Codec.calls == []
+
+
+def test_crc32c_on_the_device(standin: CudaDevice) -> None:
+    import google_crc32c
+
+    raws = _chunks(4, 3)
+    framed = [r + int(google_crc32c.value(r)).to_bytes(4, "little") for r in raws]
+    out = standin.decode_stage(Crc32cStage(), standin.to_device(ByteBatch.from_buffers(framed)),
+                               CHUNK, 1)
+    assert [out.item(i).tobytes() for i in range(4)] == raws
+    broken = bytearray(framed[2])
+    broken[10] ^= 1
+    framed[2] = bytes(broken)
+    with pytest.raises(StageError) as info:
+        standin.decode_stage(Crc32cStage(), standin.to_device(ByteBatch.from_buffers(framed)),
+                             CHUNK, 1)
+    assert info.value.index == 2 and info.value.checksum
+
+
+def test_blosc_takes_the_host_path_counted_and_logged_once(
+    standin: CudaDevice, caplog: pytest.LogCaptureFixture
+) -> None:
+    codec = numcodecs.Blosc(cname="lz4", shuffle=numcodecs.Blosc.SHUFFLE)
+    raws = _chunks(3, 4)
+    host = ByteBatch.from_buffers([codec.encode(r) for r in raws])
+    with caplog.at_level(logging.WARNING, logger="cuzarr"):
+        for _ in range(2):
+            out = standin.decode_stage(BloscStage(codec), standin.to_device(host), CHUNK, 1)
+    assert [out.item(i).tobytes() for i in range(3)] == raws
+    assert standin.host_fallbacks == {"blosc": 2}
+    assert sum("no GPU path" in r.message for r in caplog.records) == 1
+
+
+def test_the_double_enforces_alignment() -> None:
+    """What the repacking is for: nvCOMP (and so the double) rejects unaligned buffers."""
+    from cuzarr.devices.nvcomp_backend import NvcompBackend
+
+    frame = np.frombuffer(b"\x00" + _encode("zstd", _chunks(1, 5)[0]), dtype=np.uint8)
+    out = np.empty(CHUNK, dtype=np.uint8)
+    with pytest.raises(ValueError, match="aligned"):
+        NvcompBackend(nvcomp_double).decode(
+            "Zstd", frame, np.array([1]), np.array([frame.size - 1]), out, np.array([0]),
+            np.array([CHUNK]),
+        )

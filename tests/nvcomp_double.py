@@ -1,0 +1,93 @@
+"""A test double of the `nvidia.nvcomp` calls cuzarr makes, built from the real module's
+documented signatures (nvCOMP 6 Python API): `as_arrays(buffer, offsets, sizes)`,
+`Codec(algorithm=..., bitstream_kind=BitstreamKind.RAW)`, `Codec.decode(BatchArray,
+out=BatchArray)` returning a BatchArray whose `buffer_sizes` are the decoded sizes, and
+`Codec.get_required_decompression_alignment()`. It decodes with host libraries and holds
+cuzarr to nvCOMP's rules: buffer addresses aligned as required, outputs that fit.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import zstandard
+
+# required decompression alignment per algorithm (nvCOMP's documented minimums)
+ALIGNMENT = {"Zstd": 8, "Gzip": 8, "Deflate": 4, "LZ4": 4}
+
+
+class BitstreamKind:
+    NVCOMP_NATIVE = "native"
+    RAW = "raw"
+    WITH_UNCOMPRESSED_SIZE = "with-size"
+
+
+def _address(array: Any) -> int:
+    interface = getattr(array, "__cuda_array_interface__", None) or array.__array_interface__
+    return int(interface["data"][0])
+
+
+@dataclass
+class BatchArray:
+    views: list[np.ndarray]
+    buffer_sizes: list[int]
+
+
+def as_arrays(buffer: Any, offsets: list[int], sizes: list[int], cuda_stream: int = 0
+              ) -> BatchArray:
+    flat = np.asarray(buffer).reshape(-1).view(np.uint8)
+    if any(o < 0 or o + s > flat.size for o, s in zip(offsets, sizes, strict=True)):
+        raise ValueError("as_arrays: an entry lies outside the buffer")
+    views = [flat[o : o + s] for o, s in zip(offsets, sizes, strict=True)]
+    return BatchArray(views, list(sizes))
+
+
+def _inflate(data: bytes, wbits: int, capacity: int) -> bytes:
+    d = zlib.decompressobj(wbits=wbits)
+    out = d.decompress(data, capacity)
+    if d.unconsumed_tail:
+        raise ValueError("decoded data does not fit its output buffer")
+    return out
+
+
+def _decode_one(algorithm: str, data: bytes, capacity: int) -> bytes:
+    if algorithm == "Zstd":
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=capacity)
+    if algorithm == "Deflate":
+        return _inflate(data, -15, capacity)
+    if algorithm == "Gzip":
+        return _inflate(data, 31, capacity)
+    raise NotImplementedError(f"the double has no {algorithm}")
+
+
+class Codec:
+    """Records each call, so tests can count batches and launches."""
+
+    calls: ClassVar[list[tuple[str, int]]] = []
+
+    def __init__(self, algorithm: str = "", bitstream_kind: str = BitstreamKind.NVCOMP_NATIVE,
+                 **kwargs: Any) -> None:
+        if bitstream_kind != BitstreamKind.RAW:
+            raise ValueError("cuzarr must ask for RAW bitstreams")
+        self.algorithm = algorithm
+
+    def get_required_decompression_alignment(self) -> int:
+        return ALIGNMENT[self.algorithm]
+
+    def decode(self, srcs: BatchArray, data_type: str = "", out: BatchArray | None = None,
+               decompression_config: Any = None) -> BatchArray:
+        if out is None or len(out.views) != len(srcs.views):
+            raise ValueError("cuzarr passes a preallocated output batch of the same length")
+        align = ALIGNMENT[self.algorithm]
+        Codec.calls.append((self.algorithm, len(srcs.views)))
+        sizes = []
+        for src, dst in zip(srcs.views, out.views, strict=True):
+            if _address(src) % align or _address(dst) % align:
+                raise ValueError(f"{self.algorithm}: buffers must be {align}-byte aligned")
+            decoded = _decode_one(self.algorithm, src.tobytes(), dst.size)
+            dst[: len(decoded)] = np.frombuffer(decoded, dtype=np.uint8)
+            sizes.append(len(decoded))
+        return BatchArray(out.views, sizes)
