@@ -44,7 +44,7 @@ def decode_fixed(
             )
     if not current.is_fixed(layout.nbytes):
         rows = current.offsets[:, None] + np.arange(layout.nbytes)[None, :]
-        slab = current.slab[rows.reshape(-1)] if n else current.slab[:0]
+        slab = current.slab[device.xp.asarray(rows.reshape(-1))] if n else current.slab[:0]
     else:
         slab = current.slab
     return layout.arrays_from_slab(slab, n)

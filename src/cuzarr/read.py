@@ -58,6 +58,7 @@ async def read_plain(
         idx = np.flatnonzero(present)
         rows[idx] = np.arange(idx.size)
         decoded = decode_chain(chain, host, device, threads, [keys[lo + i] for i in idx])
+        decoded = device.for_output(decoded, out)
         scatter(
             out, decoded, rows,
             [e[2] for e in entries[lo:hi]], [e[3] for e in entries[lo:hi]],
@@ -223,7 +224,9 @@ class _ShardRead:
     ) -> None:
         chain, out, entries, drop_axes = self.chain, self.out, self.entries, self.drop_axes
         names = _InnerKeys(present_keys, plan.shard_of, plan.ids, chain.chunks_per_shard)
-        decoded = decode_chain(chain.inner, batch, self.device, threads, names)
+        decoded = self.device.for_output(
+            decode_chain(chain.inner, batch, self.device, threads, names), out
+        )
         fill = chain.fill_value
         missing = lo + np.flatnonzero(~present)
         if missing.size:

@@ -139,7 +139,9 @@ async def write_plain(
         chunks = _new_chunks(shape, dtype, chain.fill_value, complete)
         have = partial[present]
         if have.size:
-            decoded = decode_chain(chain, host, device, threads, [keys[i] for i in have])
+            decoded = device.for_output(
+                decode_chain(chain, host, device, threads, [keys[i] for i in have]), value
+            )
             for row, i in enumerate(have.tolist()):
                 chunks[i, ...] = decoded[row]
         gather_into(chunks, value, [e[2] for e in wave], [e[3] for e in wave], drop_axes)
@@ -241,8 +243,11 @@ def _build_shards(
         starts = np.array([r[0] for r in decode_ranges], dtype=np.int64)
         sizes = np.array([r[1] for r in decode_ranges], dtype=np.int64)
         names = [f"{keys[s]} (inner chunk {j})" for s, j in decode_rows]
-        decoded = decode_chain(chain.inner, ByteBatch(host.slab, starts, sizes), device,
-                               threads, names)
+        decoded = device.for_output(
+            decode_chain(chain.inner, ByteBatch(host.slab, starts, sizes), device, threads,
+                         names),
+            value,
+        )
         for k, (s, j) in enumerate(decode_rows):
             region, counts, _ = regions[s]  # type: ignore[misc]  # set for touched shards
             blocks = region_view(region, counts, inner)

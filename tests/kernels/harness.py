@@ -8,6 +8,7 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -67,8 +68,14 @@ def library() -> ctypes.CDLL:
     return lib
 
 
+_LAUNCH_LOCK = threading.Lock()
+
+
 class HostLauncher:
-    """Runs a kernel by name on the host emulation: the stand-in for cupy's launches."""
+    """Runs a kernel by name on the host emulation: the stand-in for cupy's launches.
+
+    The emulation keeps its grid state in globals, so launches from the pipeline's
+    worker threads take turns (one GPU stream, in effect)."""
 
     def __init__(self) -> None:
         self.launches: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
@@ -77,4 +84,5 @@ class HostLauncher:
                args: tuple) -> None:
         self.launches.append((name, grid, block))
         plain = [int(a) if isinstance(a, np.integer) else a for a in args]
-        getattr(library(), f"host_{name}")(grid[0], grid[1], block[0], block[1], *plain)
+        with _LAUNCH_LOCK:
+            getattr(library(), f"host_{name}")(grid[0], grid[1], block[0], block[1], *plain)

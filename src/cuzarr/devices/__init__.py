@@ -58,13 +58,33 @@ def _is_host_array(array: Any) -> bool:
     return isinstance(array, np.ndarray)
 
 
+_cuda: Device | None = None
+
+
+def _cuda_device() -> Device:
+    """The process's cuda device on the current GPU (built once)."""
+    global _cuda
+    require_cuda()
+    if _cuda is None:
+        import cupy
+        from nvidia import nvcomp
+
+        from cuzarr.devices.cuda import CudaDevice
+        from cuzarr.devices.nvcomp_backend import NvcompBackend
+        from cuzarr.kernels.launch import CupyLauncher
+
+        _cuda = CudaDevice(cupy, NvcompBackend(nvcomp), CupyLauncher())
+    return _cuda
+
+
 def select_device(array: Any, device: str) -> Device:
     """The device for a read into (or a write from) `array`, under setting `device`.
 
-    auto: a host (numpy) array means cpu. A device array (cupy) needs the cuda
-    device, which arrives with its own issue; until then such arrays are served
-    by the cpu device through one device-to-host/host-to-device copy.
+    cpu: always the cpu device. cuda: the cuda device (an error naming what is missing
+    where it cannot run). auto: the array decides, a device (cupy) array meaning cuda.
     """
-    if device == "cuda":
-        require_cuda()
+    if device == "cpu":
+        return CpuDevice()
+    if device == "cuda" or not _is_host_array(array):
+        return _cuda_device()
     return CpuDevice()

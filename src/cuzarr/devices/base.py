@@ -37,3 +37,7 @@ class Device(Protocol):
     def as_array(self, out: Any) -> Any:
         """The array behind a zarr NDBuffer, in this device's array module."""
         ...
+
+    def for_output(self, decoded: Any, out: Any) -> Any:
+        """Decoded chunks (an array or a list of arrays) in the memory `out` lives in."""
+        ...

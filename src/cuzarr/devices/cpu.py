@@ -30,6 +30,9 @@ class CpuDevice:
     def encode_stage(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
         return stage.encode(batch, threads)
 
+    def for_output(self, decoded: Any, out: Any) -> Any:
+        return decoded
+
     def as_array(self, out: Any) -> Any:
         array = out.as_ndarray_like()
         if isinstance(array, np.ndarray):

@@ -67,6 +67,14 @@ class CudaDevice:
     def as_array(self, out: Any) -> Any:
         return out.as_ndarray_like()
 
+    def for_output(self, decoded: Any, out: Any) -> Any:
+        """A host `out` (device="cuda" with host buffers) gets host chunks: one copy back."""
+        if not isinstance(out, np.ndarray):
+            return decoded
+        if isinstance(decoded, list):
+            return [self._to_numpy(d) for d in decoded]
+        return self._to_numpy(decoded)
+
     # -- bytes -> bytes stages ---------------------------------------------------------------
 
     def decode_stage(self, stage: BytesStage, batch: ByteBatch, expected: int | None,
