@@ -25,6 +25,7 @@ from zarr.abc.codec import (
 )
 
 from cuzarr.config import Options, options
+from cuzarr.devices import cuda_available
 from cuzarr.errors import ConfigError
 from cuzarr.plan.chain import Chain, GenericChain, ShardChain, prepare_chain
 from cuzarr.read import read_plain, read_shards
@@ -191,7 +192,8 @@ class PhasedCodecPipeline(CodecPipeline):
         opts = options()
         out_array = out.as_ndarray_like()
         groups = _group_by_spec(batch)
-        if not isinstance(out_array, np.ndarray) or not _all_store_paths(batch):
+        device_out = not isinstance(out_array, np.ndarray)
+        if (device_out and not cuda_available()) or not _all_store_paths(batch):
             return await self._zarr_pipeline().read(batch, out, drop_axes)
         chains = [(self._chain(spec, opts), idx) for spec, idx in groups]
         if any(chain is None for chain, _ in chains):

@@ -236,14 +236,14 @@ class _ShardRead:
         def place(a: int, b: int) -> None:
             for entry_index, first, stop, rows in plan.shards[a:b]:
                 _place_shard(chain, entries[entry_index], first, stop, rows, decoded, out,
-                             drop_axes)
+                             drop_axes, self.device.xp)
 
         map_ranges(place, len(plan.shards), threads)
 
 
 def _place_shard(
     chain: ShardChain, entry: Any, first: tuple[int, ...], stop: tuple[int, ...],
-    rows: np.ndarray, decoded: Any, out: Any, drop_axes: tuple[int, ...],
+    rows: np.ndarray, decoded: Any, out: Any, drop_axes: tuple[int, ...], xp: Any = np,
 ) -> None:
     """Copy one shard's decoded inner chunks (fill where missing) to its part of `out`."""
     inner = chain.inner_shape
@@ -256,7 +256,8 @@ def _place_shard(
         chain, entry, first, counts, rows, decoded, out, drop_axes
     ):
         return
-    region = target if target is not None else np.empty(region_shape, dtype=out.dtype)
+    xp = np if isinstance(out, np.ndarray) else xp
+    region = target if target is not None else xp.empty(region_shape, dtype=out.dtype)
     _place(region_view(region, counts, inner), counts, decoded, rows, chain.fill_value)
     if target is None:
         value = region[local]

@@ -101,3 +101,18 @@ def test_tiled_transpose(shape: list[int], n_chunks: int, itemsize: int,
     if ran:
         expected = src.view(dtype).reshape(n_chunks, *shape).transpose(0, *(1 + p for p in perm))
         np.testing.assert_array_equal(dst.view(dtype).reshape(expected.shape), expected)
+
+
+def test_gpu_check_reports_what_is_missing(tmp_path: object) -> None:
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("cupy is installed; gpu-check runs for real there")
+    from bench import gpu_check
+
+    out = Path(str(tmp_path))
+    assert gpu_check.main(["--out", str(out)]) == 2
+    report = json.loads((out / "gpu-check.json").read_text())
+    assert report["available"] is False and "cupy" in report["missing"]
