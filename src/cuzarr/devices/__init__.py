@@ -73,7 +73,8 @@ def _cuda_device() -> Device:
         from cuzarr.devices.nvcomp_backend import NvcompBackend
         from cuzarr.kernels.launch import CupyLauncher
 
-        _cuda = CudaDevice(cupy, NvcompBackend(nvcomp), CupyLauncher())
+        backend = NvcompBackend(nvcomp, stream=lambda: cupy.cuda.get_current_stream().ptr)
+        _cuda = CudaDevice(cupy, backend, CupyLauncher())
     return _cuda
 
 

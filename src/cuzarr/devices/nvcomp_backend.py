@@ -9,6 +9,7 @@ header validation, size checks) therefore runs in CI.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,18 +21,23 @@ class NvcompBackend:
     """Batched nvCOMP decode/encode of slab-carved buffers, one Codec per thread and algorithm
     (nvCOMP Codecs are thread-local)."""
 
-    def __init__(self, nvcomp: Any) -> None:
+    def __init__(self, nvcomp: Any, stream: Callable[[], int] = lambda: 0) -> None:
+        """stream: the CUDA stream (as an int) our kernels and copies run on; nvCOMP work
+        is queued on the same one, so it sees their results without a device sync."""
         self.nvcomp = nvcomp
+        self.stream = stream
         self._local = threading.local()
 
     def codec(self, algorithm: str) -> Any:
         codecs = getattr(self._local, "codecs", None)
         if codecs is None:
             codecs = self._local.codecs = {}
-        codec = codecs.get(algorithm)
+        stream = int(self.stream())
+        codec = codecs.get((algorithm, stream))
         if codec is None:
-            codec = codecs[algorithm] = self.nvcomp.Codec(
-                algorithm=algorithm, bitstream_kind=self.nvcomp.BitstreamKind.RAW
+            codec = codecs[(algorithm, stream)] = self.nvcomp.Codec(
+                algorithm=algorithm, bitstream_kind=self.nvcomp.BitstreamKind.RAW,
+                cuda_stream=stream,
             )
         return codec
 
@@ -43,8 +49,9 @@ class NvcompBackend:
                out: Any, out_offsets: np.ndarray, capacity: np.ndarray) -> np.ndarray:
         """Decode every slab[offsets[i] : +sizes[i]] into out[out_offsets[i] : +capacity[i]]
         in one call; returns the decoded sizes (reading them back synchronizes)."""
-        nv = self.nvcomp
-        srcs = nv.as_arrays(slab, [int(o) for o in offsets], [int(s) for s in sizes])
-        dsts = nv.as_arrays(out, [int(o) for o in out_offsets], [int(c) for c in capacity])
+        nv, stream = self.nvcomp, int(self.stream())
+        srcs = nv.as_arrays(slab, [int(o) for o in offsets], [int(s) for s in sizes], stream)
+        dsts = nv.as_arrays(out, [int(o) for o in out_offsets], [int(c) for c in capacity],
+                            stream)
         result = self.codec(algorithm).decode(srcs, out=dsts)
         return np.asarray(result.buffer_sizes, dtype=np.int64)
