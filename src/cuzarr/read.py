@@ -67,8 +67,13 @@ async def read_plain(
 
     reader = HostReader(store, opts.threads)
     if reader.blocking:
+        direct = device.local_reader(store) if isinstance(chain, FixedChain) else None
+
         def tile(lo: int, hi: int, threads: int) -> None:
-            host, present = HostReader(store, threads).whole_sync(keys[lo:hi])
+            if direct is not None:
+                host, present = direct.whole(keys[lo:hi])
+            else:
+                host, present = HostReader(store, threads).whole_sync(keys[lo:hi])
             finish(host, present, lo, hi, threads)
 
         per_tile = min(opts.wave_bytes, TILE_BYTES) // max(1, per_chunk)
@@ -155,7 +160,16 @@ class _ShardRead:
         index = reader.index_sync(keys, self.chain.index_nbytes, self.chain.index_at_start)
         plan, present_keys = self._plan(index, lo, hi, threads)
         batch = ByteBatch.empty()
-        if plan.starts.size:
+        direct = None
+        if isinstance(self.chain.inner, FixedChain):
+            direct = self.device.local_reader(reader.store)
+        if plan.starts.size and direct is not None:
+            batch = direct.ranges(
+                present_keys, plan.shard_of, plan.starts, plan.sizes,
+                max_gap_bytes=self.opts.coalesce_max_gap_bytes,
+                max_bytes=self.opts.coalesce_max_bytes,
+            )
+        elif plan.starts.size:
             batch = reader.ranges_sync(
                 present_keys, plan.shard_of, plan.starts, plan.sizes,
                 max_gap_bytes=self.opts.coalesce_max_gap_bytes,

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import HostLauncher
 
+import kvikio_double
 import nvcomp_double
 from cuzarr.devices.cuda import CudaDevice
 from cuzarr.devices.nvcomp_backend import NvcompBackend
@@ -22,4 +23,5 @@ from cuzarr.devices.nvcomp_backend import NvcompBackend
 def standin() -> CudaDevice:
     """The cuda device's own code on the CPU."""
     nvcomp_double.Codec.calls.clear()
-    return CudaDevice(np, NvcompBackend(nvcomp_double), HostLauncher())
+    kvikio_double.CuFile.reads.clear()
+    return CudaDevice(np, NvcompBackend(nvcomp_double), HostLauncher(), kvikio=kvikio_double)

@@ -13,6 +13,7 @@ from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, Sharding
 
 import cuzarr
 import cuzarr.devices
+import kvikio_double
 import nvcomp_double
 from cuzarr.devices.cuda import CudaDevice
 
@@ -52,3 +53,24 @@ def test_cuda_standin_matches_zarr(case: str, tmp_path: Path, standin: CudaDevic
         assert nvcomp_double.Codec.calls, "the nvCOMP path was not taken"
     if case.startswith("blosc"):
         assert standin.host_fallbacks.get("blosc")
+    assert kvikio_double.CuFile.reads, "LocalStore chunks were not read through kvikio"
+
+
+def test_kvikio_reads_align_and_coalesce(tmp_path: Path, standin: CudaDevice) -> None:
+    """Inner chunks of a shard come in coalesced kvikio reads into one device slab, each
+    item at an aligned offset; a shard cut short is reported with its key."""
+    from cuzarr.io.device import KvikioReader
+
+    payload = np.arange(10_000, dtype=np.uint8)
+    (tmp_path / "s").write_bytes(payload.tobytes())
+    reader = KvikioReader(kvikio_double, np, str(tmp_path))
+    kvikio_double.CuFile.reads.clear()
+    batch = reader.ranges(["s"], np.zeros(3, np.int64), np.array([100, 150, 9000]),
+                          np.array([40, 60, 500]), max_gap_bytes=100, max_bytes=1 << 20)
+    assert len(kvikio_double.CuFile.reads) == 2  # [100, 210) merged, [9000, 9500) alone
+    assert all(int(o) % 16 == 0 for o in batch.offsets[[0, 2]])
+    for i, (start, size) in enumerate([(100, 40), (150, 60), (9000, 500)]):
+        np.testing.assert_array_equal(batch.item(i), payload[start : start + size])
+    with pytest.raises(cuzarr.ChunkDecodeError, match="'s'"):
+        reader.ranges(["s"], np.zeros(1, np.int64), np.array([9900]), np.array([200]),
+                      max_gap_bytes=0, max_bytes=1 << 20)

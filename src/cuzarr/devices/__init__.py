@@ -74,7 +74,9 @@ def _cuda_device() -> Device:
         from cuzarr.kernels.launch import CupyLauncher
 
         backend = NvcompBackend(nvcomp, stream=lambda: cupy.cuda.get_current_stream().ptr)
-        _cuda = CudaDevice(cupy, backend, CupyLauncher())
+        import kvikio
+
+        _cuda = CudaDevice(cupy, backend, CupyLauncher(), kvikio=kvikio)
     return _cuda
 
 

@@ -38,6 +38,11 @@ class Device(Protocol):
         """The array behind a zarr NDBuffer, in this device's array module."""
         ...
 
+    def local_reader(self, store: Any) -> Any:
+        """A reader of `store` straight into this device's memory (kvikio), or None for the
+        host reader plus `to_device`."""
+        ...
+
     def for_output(self, decoded: Any, out: Any) -> Any:
         """Decoded chunks (an array or a list of arrays) in the memory `out` lives in."""
         ...

@@ -30,6 +30,9 @@ class CpuDevice:
     def encode_stage(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
         return stage.encode(batch, threads)
 
+    def local_reader(self, store: Any) -> Any:
+        return None
+
     def for_output(self, decoded: Any, out: Any) -> Any:
         return decoded
 

@@ -43,16 +43,31 @@ def _round_up(values: np.ndarray, align: int) -> np.ndarray:
 class CudaDevice:
     name = "cuda"
 
-    def __init__(self, xp: Any, backend: NvcompBackend, launcher: launch.Launcher) -> None:
+    def __init__(self, xp: Any, backend: NvcompBackend, launcher: launch.Launcher,
+                 kvikio: Any = None) -> None:
         self.xp = xp
         self.backend = backend
         self.launcher = launcher
+        self.kvikio = kvikio
         self.host_fallbacks: dict[str, int] = {}
 
     # -- moving slabs ------------------------------------------------------------------------
 
+    def local_reader(self, store: Any) -> Any:
+        """A reader straight into device memory for a LocalStore (kvikio), else None."""
+        from zarr.storage import LocalStore
+
+        if self.kvikio is None or not isinstance(store, LocalStore):
+            return None
+        from cuzarr.io.device import KvikioReader
+
+        return KvikioReader(self.kvikio, self.xp, str(store.root))
+
     def to_device(self, host: ByteBatch) -> DeviceBatch:
-        """One host-to-device copy per wave (the slab from the io phase)."""
+        """One host-to-device copy per wave (the slab from the io phase); batches read
+        straight into device memory pass through."""
+        if isinstance(host, DeviceBatch):
+            return host
         packed = host.packed()
         return DeviceBatch(self.xp.asarray(packed.slab), packed.offsets, packed.sizes,
                            host_slab=packed.slab)
