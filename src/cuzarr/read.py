@@ -59,11 +59,12 @@ async def read_plain(
         rows[idx] = np.arange(idx.size)
         decoded = decode_chain(chain, host, device, threads, [keys[lo + i] for i in idx])
         decoded = device.for_output(decoded, out)
-        scatter(
-            out, decoded, rows,
-            [e[2] for e in entries[lo:hi]], [e[3] for e in entries[lo:hi]],
-            drop_axes, chain.fill_value, threads,
-        )
+        chunk_sels = [e[2] for e in entries[lo:hi]]
+        out_sels = [e[3] for e in entries[lo:hi]]
+        if not device.scatter(out, decoded, rows, chunk_sels, out_sels, drop_axes,
+                              chain.fill_value):
+            scatter(out, decoded, rows, chunk_sels, out_sels, drop_axes, chain.fill_value,
+                    threads)
 
     reader = HostReader(store, opts.threads)
     if reader.blocking:

@@ -138,3 +138,38 @@ def test_the_double_enforces_alignment() -> None:
             "Zstd", frame, np.array([1]), np.array([frame.size - 1]), out, np.array([0]),
             np.array([CHUNK]),
         )
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_device_scatter_matches_cpu_scatter(standin: CudaDevice, drop: bool) -> None:
+    """Transposed chunks, steps, a missing chunk and (optionally) a dropped axis, in one
+    launch, equal scatter.scatter."""
+    from cuzarr.scatter import scatter
+
+    stored = np.arange(3 * 4 * 5, dtype=np.float64).reshape(3, 5, 4)  # chunks stored (5, 4)
+    decoded = stored.transpose(0, 2, 1)  # logical (4, 5) chunks
+    rows = np.array([0, -1, 2, 1])
+    if drop:
+        chunk_sels = [(1, slice(0, 5)), (2, slice(0, 5)), (0, slice(4, None, -2)), (3, slice(1, 4))]
+        out_sels = [(0, slice(0, 5)), (1, slice(0, 5)), (2, slice(0, 3)), (3, slice(0, 3))]
+        shape = (4, 5)
+    else:
+        chunk_sels = [(slice(0, 4), slice(0, 5)), (slice(0, 2), slice(0, 5)),
+                      (slice(3, None, -1), slice(0, 5, 2)), (slice(1, 3), slice(2, 5))]
+        out_sels = [(slice(0, 4), slice(0, 5)), (slice(4, 6), slice(0, 5)),
+                    (slice(0, 4), slice(5, 8)), (slice(4, 6), slice(5, 8))]
+        shape = (6, 8)
+    drop_axes = ()
+    expected = np.zeros(shape)
+    scatter(expected, decoded, rows, chunk_sels, out_sels, drop_axes, -1.0)
+    out = np.zeros(shape)
+    assert standin.scatter(out, decoded, rows, chunk_sels, out_sels, drop_axes, -1.0)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_device_scatter_declines_array_selections(standin: CudaDevice) -> None:
+    decoded = np.zeros((1, 4, 4))
+    out = np.zeros((2, 4))
+    sels = [(np.array([0, 2]), slice(0, 4))]
+    assert not standin.scatter(out, decoded, np.array([0]), sels, [(slice(0, 2), slice(0, 4))],
+                               (), 0.0)

@@ -43,6 +43,11 @@ class Device(Protocol):
         host reader plus `to_device`."""
         ...
 
+    def scatter(self, out: Any, decoded: Any, rows: Any, chunk_selections: list[Any],
+                out_selections: list[Any], drop_axes: tuple[int, ...], fill_value: Any) -> bool:
+        """Scatter the batch in this device's own way; False means use scatter.scatter."""
+        ...
+
     def for_output(self, decoded: Any, out: Any) -> Any:
         """Decoded chunks (an array or a list of arrays) in the memory `out` lives in."""
         ...

@@ -33,6 +33,10 @@ class CpuDevice:
     def local_reader(self, store: Any) -> Any:
         return None
 
+    def scatter(self, *args: Any) -> bool:
+        """The cpu device has no batched scatter of its own: scatter.scatter does it."""
+        return False
+
     def for_output(self, decoded: Any, out: Any) -> Any:
         return decoded
 

@@ -118,6 +118,39 @@ class CudaDevice:
     def encode_stage(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
         return self._host_stage_encode(stage, batch, threads)
 
+    # -- scatter -----------------------------------------------------------------------------
+
+    def scatter(self, out: Any, decoded: Any, rows: np.ndarray, chunk_selections: list[Any],
+                out_selections: list[Any], drop_axes: tuple[int, ...], fill_value: Any) -> bool:
+        """Every chunk's selection copied into `out` in one box_copy launch per
+        dimensionality (transposed chunks included, through their strides; missing chunks
+        filled). Returns False, having done nothing, for selections that are not views
+        (integer or boolean arrays) or chunks not held in one array."""
+        if isinstance(decoded, list) or not _is_view_selection(out_selections):
+            return False
+        if not _is_view_selection(chunk_selections):
+            return False
+        src_base, dst_base = _flat_bytes(decoded), _flat_bytes(out)
+        if src_base is None or dst_base is None:
+            return False
+        fill = np.asarray(fill_value, dtype=out.dtype).reshape(1).view(np.uint8)
+        groups: dict[int, list[tuple[Any, Any]]] = {}
+        for i, row in enumerate(rows.tolist()):
+            target = out[(*_as_tuple(out_selections[i]), Ellipsis)]
+            source = None
+            if row >= 0:
+                source = decoded[row][(*_as_tuple(chunk_selections[i]), Ellipsis)]
+                if drop_axes:
+                    source = source.squeeze(axis=drop_axes)
+                if source.shape != target.shape:
+                    return False
+            groups.setdefault(target.ndim, []).append((source, target))
+        for pairs in groups.values():
+            tasks = box_tasks(src_base, dst_base, pairs)
+            launch.box_copy(self.launcher, self.xp, src_base, dst_base, tasks,
+                            out.dtype.itemsize, fill)
+        return True
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _bytes(self, batch: ByteBatch, count: int, *, tail: bool) -> np.ndarray:
@@ -209,3 +242,27 @@ class CudaDevice:
     def _host_stage_encode(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
         self._count_fallback(stage)
         return stage.encode(self.to_host(batch), threads)
+
+
+def _as_tuple(selection: Any) -> tuple[Any, ...]:
+    return selection if isinstance(selection, tuple) else (selection,)
+
+
+def _is_view_selection(selections: list[Any]) -> bool:
+    """True when every selection is made of slices and ints (basic indexing: views)."""
+    return all(
+        isinstance(part, (slice, int, np.integer))
+        for selection in selections
+        for part in _as_tuple(selection)
+    )
+
+
+def _flat_bytes(array: Any) -> Any:
+    """The whole contiguous buffer behind `array`, as a flat uint8 array (None if the
+    memory's owner is not one contiguous array)."""
+    owner = array
+    while getattr(owner, "base", None) is not None:
+        owner = owner.base
+    if not hasattr(owner, "flags") or not owner.flags.c_contiguous:
+        return None
+    return owner.reshape(-1).view(np.uint8)
