@@ -17,6 +17,7 @@ from cuzarr.errors import (
     ChunkDecodeError,
     ConfigError,
     CuzarrError,
+    DeviceMemoryError,
     DeviceUnavailableError,
 )
 from cuzarr.pipeline import PhasedCodecPipeline
@@ -26,6 +27,7 @@ __all__ = [
     "ChunkDecodeError",
     "ConfigError",
     "CuzarrError",
+    "DeviceMemoryError",
     "DeviceUnavailableError",
     "PhasedCodecPipeline",
     "config",

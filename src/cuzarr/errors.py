@@ -30,3 +30,7 @@ class ChecksumError(ChunkDecodeError):
 
 class DeviceUnavailableError(CuzarrError, RuntimeError):
     """The requested device cannot be used here; the message says what is missing."""
+
+
+class DeviceMemoryError(CuzarrError, MemoryError):
+    """A single chunk (or shard) needs more device memory than is free."""

@@ -13,12 +13,13 @@ from cuzarr.batch import ByteBatch
 from cuzarr.config import Options
 from cuzarr.decode import decode_fixed, decode_generic, named
 from cuzarr.devices import select_device
+from cuzarr.errors import DeviceMemoryError
 from cuzarr.io.host import HostReader
 from cuzarr.plan.chain import Chain, FixedChain, ShardChain
 from cuzarr.plan.selection import aligned_region, selection_bounds, shift_selection
 from cuzarr.plan.shard import EMPTY, decode_indexes, inner_ids, validate_tables
 from cuzarr.scatter import scatter
-from cuzarr.workers import StageError, map_ranges, run_tiles
+from cuzarr.workers import StageError, map_ranges, run_tiles, split_on
 
 __all__ = ["decode_chain", "read_plain", "read_shards", "region_view", "waves"]
 
@@ -78,12 +79,23 @@ async def read_plain(
             finish(host, present, lo, hi, threads)
 
         per_tile = min(opts.wave_bytes, TILE_BYTES) // max(1, per_chunk)
+        tile = split_on(device.out_of_memory, tile, _too_big(keys, "chunk", device))
         await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
         return present_all
     for lo, hi in waves(len(entries), per_chunk, opts.wave_bytes):
         host, present = await reader.whole(keys[lo:hi])
         await asyncio.to_thread(finish, host, present, lo, hi, opts.threads)
     return present_all
+
+
+def _too_big(keys: list[str], what: str, device: Any) -> Any:
+    def error(index: int, cause: BaseException) -> BaseException:
+        return DeviceMemoryError(
+            f"{what} {keys[index]!r} does not fit in free {device.name} memory on its own "
+            f"({type(cause).__name__}: {cause})"
+        )
+
+    return error
 
 
 def region_view(region: np.ndarray, counts: tuple[int, ...], inner: tuple[int, ...]) -> np.ndarray:
@@ -124,6 +136,7 @@ async def read_shards(
         def tile(lo: int, hi: int, threads: int) -> None:
             present_all[lo:hi] = job.run_sync(HostReader(store, threads), lo, hi, threads)
 
+        tile = split_on(device.out_of_memory, tile, _too_big(keys, "shard", device))
         per_tile = min(opts.wave_bytes, TILE_BYTES) // max(1, shard_nbytes)
         await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
         return present_all

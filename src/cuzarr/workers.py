@@ -96,3 +96,27 @@ def run_tiles(
     for error in errors:
         if error is not None:
             raise error
+
+
+def split_on(
+    errors: tuple[type[BaseException], ...],
+    fn: Callable[[int, int, int], None],
+    too_big: Callable[[int, BaseException], BaseException],
+) -> Callable[[int, int, int], None]:
+    """`fn` over [lo, hi), halved and retried on one of `errors` (device memory).
+
+    A single item that still fails raises `too_big(index, error)`. Safe for work that
+    may run twice (reads write disjoint parts of their output).
+    """
+
+    def run(lo: int, hi: int, threads: int) -> None:
+        try:
+            fn(lo, hi, threads)
+        except errors as e:
+            if hi - lo <= 1:
+                raise too_big(lo, e) from e
+            mid = (lo + hi) // 2
+            run(lo, mid, threads)
+            run(mid, hi, threads)
+
+    return run

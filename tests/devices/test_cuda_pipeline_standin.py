@@ -76,3 +76,32 @@ def test_kvikio_reads_align_and_coalesce(tmp_path: Path, standin: CudaDevice) ->
     with pytest.raises(cuzarr.ChunkDecodeError, match="'s'"):
         reader.ranges(["s"], np.zeros(1, np.int64), np.array([9900]), np.array([200]),
                       max_gap_bytes=0, max_bytes=1 << 20)
+
+
+class FakeOutOfMemory(Exception):
+    """Stands in for cupy's OutOfMemoryError."""
+
+
+def test_out_of_memory_splits_tiles_then_names_the_chunk(
+    tmp_path: Path, standin: CudaDevice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = np.arange(64 * 64, dtype="<f8").reshape(64, 64)
+    path = str(tmp_path / "a")
+    zarr.create_array(path, shape=data.shape, chunks=(8, 8), dtype=data.dtype,
+                      compressors=ZstdCodec())[:] = data
+    limit = {"items": 1}
+    original = standin.decode_stage
+
+    def tight_memory(stage: object, batch: object, expected: object, threads: int) -> object:
+        if len(batch) > limit["items"]:  # type: ignore[arg-type]
+            raise FakeOutOfMemory("out of memory")
+        return original(stage, batch, expected, threads)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(standin, "decode_stage", tight_memory)
+    monkeypatch.setattr(standin, "out_of_memory", (FakeOutOfMemory,))
+    monkeypatch.setattr(cuzarr.devices, "_cuda_device", lambda: standin)
+    with cuzarr.enable(gpu=False), cuzarr.config.set(device="cuda"):
+        np.testing.assert_array_equal(zarr.open_array(path)[:], data)
+        limit["items"] = 0
+        with pytest.raises(cuzarr.DeviceMemoryError, match=r"chunk 'c/0/0'"):
+            zarr.open_array(path)[:8, :8]

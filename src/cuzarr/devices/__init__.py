@@ -76,7 +76,8 @@ def _cuda_device() -> Device:
         backend = NvcompBackend(nvcomp, stream=lambda: cupy.cuda.get_current_stream().ptr)
         import kvikio
 
-        _cuda = CudaDevice(cupy, backend, CupyLauncher(), kvikio=kvikio)
+        _cuda = CudaDevice(cupy, backend, CupyLauncher(), kvikio=kvikio,
+                           out_of_memory=(cupy.cuda.memory.OutOfMemoryError,))
     return _cuda
 
 

@@ -15,6 +15,8 @@ class Device(Protocol):
 
     name: str
     xp: Any  # the array module: numpy or cupy
+    #: allocation errors after which a tile is split in two and retried
+    out_of_memory: tuple[type[BaseException], ...]
 
     def to_device(self, host: ByteBatch) -> ByteBatch:
         """Move a host slab (from the io phase) to this device, once per wave."""

@@ -15,6 +15,7 @@ __all__ = ["CpuDevice"]
 class CpuDevice:
     name = "cpu"
     xp = np
+    out_of_memory: tuple[type[BaseException], ...] = ()
 
     def to_device(self, host: ByteBatch) -> ByteBatch:
         return host

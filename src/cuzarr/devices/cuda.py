@@ -44,8 +44,12 @@ class CudaDevice:
     name = "cuda"
 
     def __init__(self, xp: Any, backend: NvcompBackend, launcher: launch.Launcher,
-                 kvikio: Any = None) -> None:
+                 kvikio: Any = None,
+                 out_of_memory: tuple[type[BaseException], ...] = ()) -> None:
+        """out_of_memory: the allocation errors after which a tile is split and retried
+        (cupy's OutOfMemoryError on a GPU)."""
         self.xp = xp
+        self.out_of_memory = out_of_memory
         self.backend = backend
         self.launcher = launcher
         self.kvikio = kvikio
