@@ -14,10 +14,11 @@ __device__ unsigned long long bitshuffle_items(unsigned long long n, int version
     return n - n % 8;
 }
 
-extern "C" __global__ void bit_shuffle(const unsigned char* src, unsigned char* dst,
-                                       const unsigned long long* offsets,
-                                       const unsigned long long* lengths,
-                                       unsigned long long n_blocks, int typesize, int version)
+template <bool Unshuffle>
+__device__ void bit_shuffle_blocks(const unsigned char* src, unsigned char* dst,
+                                   const unsigned long long* offsets,
+                                   const unsigned long long* lengths,
+                                   unsigned long long n_blocks, int typesize, int version)
 {
     unsigned long long xstride = (unsigned long long)blockDim.x * gridDim.x;
     for (unsigned long long b = blockIdx.y; b < n_blocks; b += gridDim.y) {
@@ -33,17 +34,35 @@ extern "C" __global__ void bit_shuffle(const unsigned char* src, unsigned char* 
                 out[p] = in[p];
                 continue;
             }
-            unsigned long long row = p / row_bytes;  // j * 8 + k
-            unsigned long long e0 = (p % row_bytes) * 8;
-            unsigned long long j = row / 8;
-            unsigned int k = (unsigned int)(row % 8);
             unsigned int value = 0;
-            for (unsigned int m = 0; m < 8; ++m) {
-                value |= ((in[(e0 + m) * typesize + j] >> k) & 1u) << m;
+            if (Unshuffle) {
+                // output byte p is byte j of item e: gather its 8 bits from 8 bit-rows
+                unsigned long long e = p / typesize;
+                unsigned long long j = p % typesize;
+                for (unsigned int k = 0; k < 8; ++k) {
+                    value |= ((in[(j * 8 + k) * row_bytes + e / 8] >> (e % 8)) & 1u) << k;
+                }
+            } else {
+                // output byte p of bit-row j * 8 + k holds bit k of byte j of 8 items
+                unsigned long long row = p / row_bytes;
+                unsigned long long e0 = (p % row_bytes) * 8;
+                unsigned long long j = row / 8;
+                unsigned int k = (unsigned int)(row % 8);
+                for (unsigned int m = 0; m < 8; ++m) {
+                    value |= ((in[(e0 + m) * typesize + j] >> k) & 1u) << m;
+                }
             }
             out[p] = (unsigned char)value;
         }
     }
+}
+
+extern "C" __global__ void bit_shuffle(const unsigned char* src, unsigned char* dst,
+                                       const unsigned long long* offsets,
+                                       const unsigned long long* lengths,
+                                       unsigned long long n_blocks, int typesize, int version)
+{
+    bit_shuffle_blocks<false>(src, dst, offsets, lengths, n_blocks, typesize, version);
 }
 
 extern "C" __global__ void bit_unshuffle(const unsigned char* src, unsigned char* dst,
@@ -51,27 +70,5 @@ extern "C" __global__ void bit_unshuffle(const unsigned char* src, unsigned char
                                          const unsigned long long* lengths,
                                          unsigned long long n_blocks, int typesize, int version)
 {
-    unsigned long long xstride = (unsigned long long)blockDim.x * gridDim.x;
-    for (unsigned long long b = blockIdx.y; b < n_blocks; b += gridDim.y) {
-        const unsigned char* in = src + offsets[b];
-        unsigned char* out = dst + offsets[b];
-        unsigned long long length = lengths[b];
-        unsigned long long n = bitshuffle_items(length / typesize, version);
-        unsigned long long row_bytes = n / 8;
-        unsigned long long body = n * typesize;
-        for (unsigned long long p = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
-             p < length; p += xstride) {
-            if (p >= body) {
-                out[p] = in[p];
-                continue;
-            }
-            unsigned long long e = p / typesize;
-            unsigned long long j = p % typesize;
-            unsigned int value = 0;
-            for (unsigned int k = 0; k < 8; ++k) {
-                value |= ((in[(j * 8 + k) * row_bytes + e / 8] >> (e % 8)) & 1u) << k;
-            }
-            out[p] = (unsigned char)value;
-        }
-    }
+    bit_shuffle_blocks<true>(src, dst, offsets, lengths, n_blocks, typesize, version);
 }

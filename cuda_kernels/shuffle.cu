@@ -5,10 +5,11 @@
 // tables, so the leftover (short) last block of a chunk is just another entry.
 // Grid: y walks blocks, x walks the bytes of a block (grid-stride in both).
 
-extern "C" __global__ void byte_shuffle(const unsigned char* src, unsigned char* dst,
-                                        const unsigned long long* offsets,
-                                        const unsigned long long* lengths,
-                                        unsigned long long n_blocks, int typesize)
+template <bool Unshuffle>
+__device__ void byte_shuffle_blocks(const unsigned char* src, unsigned char* dst,
+                                    const unsigned long long* offsets,
+                                    const unsigned long long* lengths,
+                                    unsigned long long n_blocks, int typesize)
 {
     unsigned long long xstride = (unsigned long long)blockDim.x * gridDim.x;
     for (unsigned long long b = blockIdx.y; b < n_blocks; b += gridDim.y) {
@@ -19,14 +20,25 @@ extern "C" __global__ void byte_shuffle(const unsigned char* src, unsigned char*
         unsigned long long body = quot * typesize;
         for (unsigned long long p = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
              p < length; p += xstride) {
-            if (p < body) {
+            if (p >= body) {
+                out[p] = in[p];
+            } else if (Unshuffle) {
+                // output byte p is byte (p % typesize) of item (p / typesize)
+                out[p] = in[(p % typesize) * quot + p / typesize];
+            } else {
                 // output byte p is byte (p / quot) of item (p % quot)
                 out[p] = in[(p % quot) * typesize + p / quot];
-            } else {
-                out[p] = in[p];
             }
         }
     }
+}
+
+extern "C" __global__ void byte_shuffle(const unsigned char* src, unsigned char* dst,
+                                        const unsigned long long* offsets,
+                                        const unsigned long long* lengths,
+                                        unsigned long long n_blocks, int typesize)
+{
+    byte_shuffle_blocks<false>(src, dst, offsets, lengths, n_blocks, typesize);
 }
 
 extern "C" __global__ void byte_unshuffle(const unsigned char* src, unsigned char* dst,
@@ -34,21 +46,5 @@ extern "C" __global__ void byte_unshuffle(const unsigned char* src, unsigned cha
                                           const unsigned long long* lengths,
                                           unsigned long long n_blocks, int typesize)
 {
-    unsigned long long xstride = (unsigned long long)blockDim.x * gridDim.x;
-    for (unsigned long long b = blockIdx.y; b < n_blocks; b += gridDim.y) {
-        const unsigned char* in = src + offsets[b];
-        unsigned char* out = dst + offsets[b];
-        unsigned long long length = lengths[b];
-        unsigned long long quot = length / typesize;
-        unsigned long long body = quot * typesize;
-        for (unsigned long long p = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
-             p < length; p += xstride) {
-            if (p < body) {
-                // output byte p is byte (p % typesize) of item (p / typesize)
-                out[p] = in[(p % typesize) * quot + p / typesize];
-            } else {
-                out[p] = in[p];
-            }
-        }
-    }
+    byte_shuffle_blocks<true>(src, dst, offsets, lengths, n_blocks, typesize);
 }
