@@ -105,3 +105,22 @@ def test_out_of_memory_splits_tiles_then_names_the_chunk(
         limit["items"] = 0
         with pytest.raises(cuzarr.DeviceMemoryError, match=r"chunk 'c/0/0'"):
             zarr.open_array(path)[:8, :8]
+
+
+def test_zstd_writes_compress_on_the_device(tmp_path: Path, standin: CudaDevice,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames without a content size (as nvCOMP writes them) are read back by zarr."""
+    monkeypatch.setattr(cuzarr.devices, "_cuda_device", lambda: standin)
+    data = np.random.default_rng(1).integers(0, 50, (40, 30)).astype("<i4")
+    expected = data.copy()
+    expected[5:9, 5:9] = 7
+    path = str(tmp_path / "a")
+    with cuzarr.enable(gpu=False), cuzarr.config.set(device="cuda"):
+        arr = zarr.create_array(path, shape=data.shape, chunks=(16, 16), dtype=data.dtype,
+                                compressors=ZstdCodec())
+        arr[:] = data
+        arr[5:9, 5:9] = 7
+        np.testing.assert_array_equal(arr[:], expected)
+    assert any(call[0] == "Zstd-encode" for call in nvcomp_double.Codec.calls)
+    with zarr.config.set({"codec_pipeline.path": "zarr.core.codec_pipeline.BatchedCodecPipeline"}):
+        np.testing.assert_array_equal(zarr.open_array(path)[:], expected)

@@ -120,7 +120,23 @@ class CudaDevice:
         return self._host_stage(stage, batch, expected, threads)
 
     def encode_stage(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
+        """zstd (without its optional checksum) compresses with nvCOMP in one call; nvCOMP
+        writes standard zstd frames (at its own level). Other stages take the host path."""
+        if isinstance(stage, ZstdStage) and not stage.checksum and len(batch):
+            return self._nvcomp_encode("Zstd", batch)
         return self._host_stage_encode(stage, batch, threads)
+
+    def _nvcomp_encode(self, algorithm: str, batch: ByteBatch) -> ByteBatch:
+        align = self.backend.alignment(algorithm)
+        src = self._aligned(batch.packed(), align)
+        bound = self.backend.max_compressed_size(algorithm, int(src.sizes.max()))
+        capacity = np.full(len(src), bound, dtype=np.int64)
+        stride = _round_up(capacity, align)
+        out_offsets = np.arange(len(src), dtype=np.int64) * stride
+        out = self.xp.empty(int(stride.sum()), dtype=np.uint8)
+        sizes = self.backend.encode(algorithm, src.slab, src.offsets, src.sizes, out,
+                                    out_offsets, capacity)
+        return ByteBatch(out, out_offsets, sizes)
 
     # -- scatter -----------------------------------------------------------------------------
 

@@ -55,3 +55,18 @@ class NvcompBackend:
                             stream)
         result = self.codec(algorithm).decode(srcs, out=dsts)
         return np.asarray(result.buffer_sizes, dtype=np.int64)
+
+    def max_compressed_size(self, algorithm: str, size: int) -> int:
+        """The output capacity one item of `size` bytes may need."""
+        return int(self.codec(algorithm).get_max_comp_buffer_size(int(size)))
+
+    def encode(self, algorithm: str, slab: Any, offsets: np.ndarray, sizes: np.ndarray,
+               out: Any, out_offsets: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+        """Encode every slab item into out[out_offsets[i] : +capacity[i]] in one call;
+        returns the compressed sizes."""
+        nv, stream = self.nvcomp, int(self.stream())
+        srcs = nv.as_arrays(slab, [int(o) for o in offsets], [int(s) for s in sizes], stream)
+        dsts = nv.as_arrays(out, [int(o) for o in out_offsets], [int(c) for c in capacity],
+                            stream)
+        result = self.codec(algorithm).encode(srcs, out=dsts)
+        return np.asarray(result.buffer_sizes, dtype=np.int64)
