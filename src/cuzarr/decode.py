@@ -47,14 +47,14 @@ def decode_fixed(
         slab = current.slab[device.xp.asarray(rows.reshape(-1))] if n else current.slab[:0]
     else:
         slab = current.slab
-    return layout.arrays_from_slab(slab, n)
+    return device.arrays_from_slab(layout, slab, n)
 
 
 def encode_fixed(chain: FixedChain, arrays: Any, device: Device, threads: int) -> ByteBatch:
     """Encode an (n, *shape) batch of chunks into their stored bytes."""
     layout = chain.layout
     n = arrays.shape[0]
-    slab = layout.slab_from_arrays(arrays, device.xp)
+    slab = device.slab_from_arrays(layout, arrays)
     current = ByteBatch.fixed(slab, n, layout.nbytes)
     for stage in chain.stages:
         current = device.encode_stage(stage, current, threads)

@@ -173,3 +173,24 @@ def test_device_scatter_declines_array_selections(standin: CudaDevice) -> None:
     sels = [(np.array([0, 2]), slice(0, 4))]
     assert not standin.scatter(out, decoded, np.array([0]), sels, [(slice(0, 2), slice(0, 4))],
                                (), 0.0)
+
+
+@pytest.mark.parametrize("stored", [">i2", ">f4", ">f8", ">c8", ">c16", ">U3", ">M8[s]"])
+def test_byte_order_through_the_kernel(standin: CudaDevice, stored: str) -> None:
+    """The bytes codec's byte order on the cuda device (complex numbers swap each half),
+    both directions, equal to numpy."""
+    from cuzarr.plan.chain import ArrayLayout
+
+    native = np.dtype(stored).newbyteorder("=")
+    layout = ArrayLayout(shape=(3, 4), dtype=native, stored_dtype=np.dtype(stored),
+                         stored_shape=(3, 4), to_logical=(0, 1))
+    rng = np.random.default_rng(0)
+    if native.kind == "U":
+        values = np.array([["ab", "c", "xyz", ""]] * 6, dtype=native).reshape(2, 3, 4)
+    elif native.kind == "M":
+        values = rng.integers(0, 10**9, (2, 3, 4)).astype(native)
+    else:
+        values = (rng.normal(size=(2, 3, 4)) * 100).astype(native)
+    slab = standin.slab_from_arrays(layout, values)
+    np.testing.assert_array_equal(slab, values.astype(stored).reshape(-1).view(np.uint8))
+    np.testing.assert_array_equal(standin.arrays_from_slab(layout, slab.copy(), 2), values)

@@ -45,6 +45,14 @@ class Device(Protocol):
         host reader plus `to_device`."""
         ...
 
+    def arrays_from_slab(self, layout: Any, slab: Any, count: int) -> Any:
+        """View `count` decoded chunks in a slab as an (count, *shape) array (ArrayLayout)."""
+        ...
+
+    def slab_from_arrays(self, layout: Any, arrays: Any) -> Any:
+        """The stored bytes of an (n, *shape) batch of chunks, as one uint8 slab."""
+        ...
+
     def scatter(self, out: Any, decoded: Any, rows: Any, chunk_selections: list[Any],
                 out_selections: list[Any], drop_axes: tuple[int, ...], fill_value: Any) -> bool:
         """Scatter the batch in this device's own way; False means use scatter.scatter."""

@@ -34,6 +34,12 @@ class CpuDevice:
     def local_reader(self, store: Any) -> Any:
         return None
 
+    def arrays_from_slab(self, layout: Any, slab: Any, count: int) -> Any:
+        return layout.arrays_from_slab(slab, count)
+
+    def slab_from_arrays(self, layout: Any, arrays: Any) -> Any:
+        return layout.slab_from_arrays(arrays, np)
+
     def scatter(self, *args: Any) -> bool:
         """The cpu device has no batched scatter of its own: scatter.scatter does it."""
         return False

@@ -10,7 +10,7 @@ all run in CI, and only the real cupy/nvCOMP calls wait for a GPU.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -138,6 +138,34 @@ class CudaDevice:
                                     out_offsets, capacity)
         return ByteBatch(out, out_offsets, sizes)
 
+    # -- array <-> bytes (the bytes codec) -----------------------------------------------------
+
+    def arrays_from_slab(self, layout: Any, slab: Any, count: int) -> Any:
+        """Decoded bytes as chunk arrays. A stored byte order other than the array's is
+        swapped in place by the byteswap kernel (cupy has no non-native dtypes)."""
+        if layout.stored_dtype == layout.dtype:
+            return layout.arrays_from_slab(slab, count)
+        unit = _swap_unit(layout.stored_dtype)
+        if unit is None:
+            arrays = layout.arrays_from_slab(self._to_numpy(slab), count)
+            return self.xp.asarray(np.ascontiguousarray(arrays))
+        body = slab[: count * layout.nbytes]
+        launch.byteswap(self.launcher, body, unit)
+        return replace(layout, stored_dtype=layout.dtype).arrays_from_slab(body, count)
+
+    def slab_from_arrays(self, layout: Any, arrays: Any) -> Any:
+        """Chunk arrays as their stored bytes: byte order swapped by the kernel."""
+        if layout.stored_dtype == layout.dtype:
+            return layout.slab_from_arrays(arrays, self.xp)
+        unit = _swap_unit(layout.stored_dtype)
+        if unit is None:
+            host = layout.slab_from_arrays(self._to_numpy(arrays), np)
+            return self.xp.asarray(host)
+        native = replace(layout, stored_dtype=layout.dtype).slab_from_arrays(arrays, self.xp)
+        native = native.copy() if native.base is not None else native
+        launch.byteswap(self.launcher, native, unit)
+        return native
+
     # -- scatter -----------------------------------------------------------------------------
 
     def scatter(self, out: Any, decoded: Any, rows: np.ndarray, chunk_selections: list[Any],
@@ -262,6 +290,17 @@ class CudaDevice:
     def _host_stage_encode(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
         self._count_fallback(stage)
         return stage.encode(self.to_host(batch), threads)
+
+
+def _swap_unit(dtype: np.dtype) -> int | None:
+    """The byte-swapped unit of a dtype (a complex number swaps each half), or None when
+    the kernel cannot do it (structured dtypes: per field)."""
+    if dtype.fields is not None or dtype.itemsize == 1:
+        return None
+    unit = dtype.itemsize // 2 if dtype.kind == "c" else dtype.itemsize
+    if dtype.kind == "U":
+        unit = 4
+    return unit if unit in (2, 4, 8, 16) else None
 
 
 def _as_tuple(selection: Any) -> tuple[Any, ...]:
