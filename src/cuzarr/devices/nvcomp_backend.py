@@ -53,8 +53,7 @@ class NvcompBackend:
         srcs = nv.as_arrays(slab, [int(o) for o in offsets], [int(s) for s in sizes], stream)
         dsts = nv.as_arrays(out, [int(o) for o in out_offsets], [int(c) for c in capacity],
                             stream)
-        result = self.codec(algorithm).decode(srcs, out=dsts)
-        return np.asarray(result.buffer_sizes, dtype=np.int64)
+        return _sizes(self.codec(algorithm).decode(srcs, out=dsts))
 
     def max_compressed_size(self, algorithm: str, size: int) -> int:
         """The output capacity one item of `size` bytes may need."""
@@ -68,5 +67,13 @@ class NvcompBackend:
         srcs = nv.as_arrays(slab, [int(o) for o in offsets], [int(s) for s in sizes], stream)
         dsts = nv.as_arrays(out, [int(o) for o in out_offsets], [int(c) for c in capacity],
                             stream)
-        result = self.codec(algorithm).encode(srcs, out=dsts)
-        return np.asarray(result.buffer_sizes, dtype=np.int64)
+        return _sizes(self.codec(algorithm).encode(srcs, out=dsts))
+
+
+def _sizes(batch: Any) -> np.ndarray:
+    """The byte sizes of a result BatchArray (a property or a method, whichever this
+    nvCOMP version has), read back to the host."""
+    sizes = batch.buffer_sizes
+    if callable(sizes):
+        sizes = sizes()
+    return np.asarray([int(s) for s in sizes], dtype=np.int64)
