@@ -48,3 +48,50 @@ extern "C" __global__ void byte_unshuffle(const unsigned char* src, unsigned cha
 {
     byte_shuffle_blocks<true>(src, dst, offsets, lengths, n_blocks, typesize);
 }
+
+// Coalesced byte unshuffle: a block is a (typesize x quot) byte matrix, item planes as
+// rows; unshuffling transposes it. Each thread block moves a tile of UNSHUFFLE_TILE items:
+// it reads the tile's slice of every plane (contiguous runs) into shared memory, then
+// writes the tile's items (one contiguous run of UNSHUFFLE_TILE * typesize bytes).
+// Block: UNSHUFFLE_TILE threads. Grid: x walks tiles, y walks blocks. typesize <= 16.
+#define UNSHUFFLE_TILE 256
+#define UNSHUFFLE_MAX_TYPESIZE 16
+
+extern "C" __global__ void byte_unshuffle_tiled(const unsigned char* src, unsigned char* dst,
+                                                const unsigned long long* offsets,
+                                                const unsigned long long* lengths,
+                                                unsigned long long n_blocks, int typesize)
+{
+    __shared__ unsigned char tile[UNSHUFFLE_MAX_TYPESIZE][UNSHUFFLE_TILE + 1];
+    for (unsigned long long b = blockIdx.y; b < n_blocks; b += gridDim.y) {
+        const unsigned char* in = src + offsets[b];
+        unsigned char* out = dst + offsets[b];
+        unsigned long long length = lengths[b];
+        unsigned long long quot = length / typesize;
+        unsigned long long body = quot * typesize;
+        unsigned long long n_tiles = (quot + UNSHUFFLE_TILE - 1) / UNSHUFFLE_TILE;
+        for (unsigned long long t = blockIdx.x; t < n_tiles; t += gridDim.x) {
+            unsigned long long item0 = t * UNSHUFFLE_TILE;
+            for (int plane = 0; plane < typesize; ++plane) {
+                unsigned long long e = item0 + threadIdx.x;
+                if (threadIdx.x < UNSHUFFLE_TILE && e < quot) {
+                    tile[plane][threadIdx.x] = in[plane * quot + e];
+                }
+            }
+            __syncthreads();
+            unsigned long long span = (quot - item0 < UNSHUFFLE_TILE ? quot - item0
+                                                                     : UNSHUFFLE_TILE)
+                                      * typesize;
+            for (unsigned long long k = threadIdx.x; k < span; k += blockDim.x) {
+                out[item0 * typesize + k] = tile[k % typesize][k / typesize];
+            }
+            __syncthreads();
+        }
+        // trailing bytes of the block are stored unshuffled
+        if (blockIdx.x == 0) {
+            for (unsigned long long p = body + threadIdx.x; p < length; p += blockDim.x) {
+                out[p] = in[p];
+            }
+        }
+    }
+}

@@ -114,4 +114,15 @@ void host_transpose_tiled(unsigned int grid_x, unsigned int grid_y, unsigned int
     });
 }
 
+void host_byte_unshuffle_tiled(unsigned int grid_x, unsigned int grid_y, unsigned int block_x,
+                               unsigned int block_y, const unsigned char* src, unsigned char* dst,
+                               const unsigned long long* offsets,
+                               const unsigned long long* lengths, unsigned long long n_blocks,
+                               int typesize)
+{
+    host_launch(dim3(grid_x, grid_y), dim3(block_x, block_y), [&] {
+        byte_unshuffle_tiled(src, dst, offsets, lengths, n_blocks, typesize);
+    });
+}
+
 }

@@ -14,7 +14,7 @@ __all__ = ["KERNEL_FILES", "kernel_dir", "kernel_source"]
 #: kernel file -> the extern "C" kernels it defines
 KERNEL_FILES: dict[str, tuple[str, ...]] = {
     "byteswap.cu": ("byteswap",),
-    "shuffle.cu": ("byte_shuffle", "byte_unshuffle"),
+    "shuffle.cu": ("byte_shuffle", "byte_unshuffle", "byte_unshuffle_tiled"),
     "bitshuffle.cu": ("bit_shuffle", "bit_unshuffle"),
     "crc32c.cu": ("crc32c_segments", "crc32c_combine"),
     "box_copy.cu": ("box_copy",),

@@ -104,11 +104,29 @@ def _unshuffle(name: str, launcher: Launcher, xp: Any, src: Any, dst: Any,
     )
 
 
+#: items per tile of the coalesced unshuffle (matches UNSHUFFLE_TILE in shuffle.cu)
+UNSHUFFLE_TILE = 256
+
+
 def byte_unshuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.ndarray,
                    lengths: np.ndarray, typesize: int) -> None:
     """Blosc byte unshuffle of blocks src[offsets[i] : +lengths[i]] into the same places
-    of dst (one launch for every block of every chunk)."""
-    _unshuffle("byte_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize)
+    of dst (one launch for every block of every chunk; coalesced through shared-memory
+    tiles for item sizes up to 16 bytes)."""
+    if typesize > 16:
+        _unshuffle("byte_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize)
+        return
+    if len(lengths) != len(offsets):
+        raise ValueError(f"{len(offsets)} offsets but {len(lengths)} lengths")
+    if len(offsets) == 0:
+        return
+    tiles = -(-int(np.max(lengths)) // typesize // UNSHUFFLE_TILE) or 1
+    grid = (max(1, min(_MAX_GRID_X, tiles)), max(1, min(_MAX_GRID_Y, len(offsets))))
+    launcher.launch(
+        "byte_unshuffle_tiled", grid, (UNSHUFFLE_TILE, 1),
+        (src, dst, xp.asarray(offsets, dtype=np.uint64), xp.asarray(lengths, dtype=np.uint64),
+         np.uint64(len(offsets)), np.int32(typesize)),
+    )
 
 
 def bit_unshuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.ndarray,
