@@ -72,3 +72,58 @@ extern "C" __global__ void bit_unshuffle(const unsigned char* src, unsigned char
 {
     bit_shuffle_blocks<true>(src, dst, offsets, lengths, n_blocks, typesize, version);
 }
+
+// Coalesced bit unshuffle: a thread block moves BITSHUFFLE_TILE items. It reads the
+// tile's 32-byte slice of each of the 8 * typesize bit-rows (contiguous) into shared
+// memory, then writes the tile's items as one contiguous run, each output byte gathering
+// its 8 bits from 8 rows of the tile. Block: BITSHUFFLE_TILE threads; typesize <= 16.
+#define BITSHUFFLE_TILE 256
+#define BITSHUFFLE_ROWS (8 * 16)
+
+extern "C" __global__ void bit_unshuffle_tiled(const unsigned char* src, unsigned char* dst,
+                                               const unsigned long long* offsets,
+                                               const unsigned long long* lengths,
+                                               unsigned long long n_blocks, int typesize,
+                                               int version)
+{
+    __shared__ unsigned char tile[BITSHUFFLE_ROWS][BITSHUFFLE_TILE / 8 + 1];
+    const int row_slice = BITSHUFFLE_TILE / 8;
+    for (unsigned long long b = blockIdx.y; b < n_blocks; b += gridDim.y) {
+        const unsigned char* in = src + offsets[b];
+        unsigned char* out = dst + offsets[b];
+        unsigned long long length = lengths[b];
+        unsigned long long n = bitshuffle_items(length / typesize, version);
+        unsigned long long row_bytes = n / 8;
+        unsigned long long body = n * typesize;
+        int rows = 8 * typesize;
+        unsigned long long n_tiles = (n + BITSHUFFLE_TILE - 1) / BITSHUFFLE_TILE;
+        for (unsigned long long t = blockIdx.x; t < n_tiles; t += gridDim.x) {
+            unsigned long long item0 = t * BITSHUFFLE_TILE;
+            for (int k = threadIdx.x; k < rows * row_slice; k += blockDim.x) {
+                int r = k / row_slice;
+                int c = k % row_slice;
+                unsigned long long byte = item0 / 8 + c;
+                if (byte < row_bytes) {
+                    tile[r][c] = in[r * row_bytes + byte];
+                }
+            }
+            __syncthreads();
+            unsigned long long items = n - item0 < BITSHUFFLE_TILE ? n - item0 : BITSHUFFLE_TILE;
+            for (unsigned long long k = threadIdx.x; k < items * typesize; k += blockDim.x) {
+                unsigned long long e = k / typesize;
+                unsigned long long j = k % typesize;
+                unsigned int value = 0;
+                for (unsigned int bit = 0; bit < 8; ++bit) {
+                    value |= ((tile[j * 8 + bit][e / 8] >> (e % 8)) & 1u) << bit;
+                }
+                out[item0 * typesize + k] = (unsigned char)value;
+            }
+            __syncthreads();
+        }
+        if (blockIdx.x == 0) {
+            for (unsigned long long p = body + threadIdx.x; p < length; p += blockDim.x) {
+                out[p] = in[p];
+            }
+        }
+    }
+}

@@ -30,6 +30,7 @@ SIGNATURES = {
     "host_byte_shuffle": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
     "host_byte_unshuffle": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
     "host_byte_unshuffle_tiled": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
+    "host_bit_unshuffle_tiled": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
     "host_bit_shuffle": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
     "host_bit_unshuffle": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
     "host_box_copy": [UINT, UINT, UINT, UINT, u8p, u8p, i64p, i64p, i64p, i64p, i64p, ULL, INT, INT,

@@ -15,7 +15,7 @@ __all__ = ["KERNEL_FILES", "kernel_dir", "kernel_source"]
 KERNEL_FILES: dict[str, tuple[str, ...]] = {
     "byteswap.cu": ("byteswap",),
     "shuffle.cu": ("byte_shuffle", "byte_unshuffle", "byte_unshuffle_tiled"),
-    "bitshuffle.cu": ("bit_shuffle", "bit_unshuffle"),
+    "bitshuffle.cu": ("bit_shuffle", "bit_unshuffle", "bit_unshuffle_tiled"),
     "crc32c.cu": ("crc32c_segments", "crc32c_combine"),
     "box_copy.cu": ("box_copy",),
     "transpose.cu": ("transpose_tiled",),

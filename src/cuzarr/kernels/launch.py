@@ -104,7 +104,7 @@ def _unshuffle(name: str, launcher: Launcher, xp: Any, src: Any, dst: Any,
     )
 
 
-#: items per tile of the coalesced unshuffle (matches UNSHUFFLE_TILE in shuffle.cu)
+#: items per tile of the coalesced unshuffles (UNSHUFFLE_TILE and BITSHUFFLE_TILE in the .cu)
 UNSHUFFLE_TILE = 256
 
 
@@ -131,9 +131,23 @@ def byte_unshuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.
 
 def bit_unshuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.ndarray,
                   lengths: np.ndarray, typesize: int, version: int) -> None:
-    """Blosc bit unshuffle of blocks (format `version` rules, see bitshuffle.cu)."""
-    _unshuffle("bit_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize,
-               (np.int32(version),))
+    """Blosc bit unshuffle of blocks (format `version` rules, see bitshuffle.cu), coalesced
+    through shared-memory tiles for item sizes up to 16 bytes."""
+    if typesize > 16:
+        _unshuffle("bit_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize,
+                   (np.int32(version),))
+        return
+    if len(lengths) != len(offsets):
+        raise ValueError(f"{len(offsets)} offsets but {len(lengths)} lengths")
+    if len(offsets) == 0:
+        return
+    tiles = -(-int(np.max(lengths)) // typesize // UNSHUFFLE_TILE) or 1
+    grid = (max(1, min(_MAX_GRID_X, tiles)), max(1, min(_MAX_GRID_Y, len(offsets))))
+    launcher.launch(
+        "bit_unshuffle_tiled", grid, (UNSHUFFLE_TILE, 1),
+        (src, dst, xp.asarray(offsets, dtype=np.uint64), xp.asarray(lengths, dtype=np.uint64),
+         np.uint64(len(offsets)), np.int32(typesize), np.int32(version)),
+    )
 
 
 def crc32c(launcher: Launcher, xp: Any, data: Any, offsets: np.ndarray,
