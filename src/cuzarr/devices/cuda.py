@@ -54,6 +54,8 @@ class CudaDevice:
         self.launcher = launcher
         self.kvikio = kvikio
         self.host_fallbacks: dict[str, int] = {}
+        #: bytes moved between host and device, by kind (h2d, d2h, d2h-output, fallback)
+        self.transfers: dict[str, int] = {}
 
     # -- moving slabs ------------------------------------------------------------------------
 
@@ -73,15 +75,17 @@ class CudaDevice:
         if isinstance(host, DeviceBatch):
             return host
         packed = host.packed()
+        self._count("h2d", packed.slab.nbytes)
         return DeviceBatch(self.xp.asarray(packed.slab), packed.offsets, packed.sizes,
                            host_slab=packed.slab)
+
+    def _count(self, kind: str, nbytes: int) -> None:
+        self.transfers[kind] = self.transfers.get(kind, 0) + int(nbytes)
 
     def to_host(self, batch: ByteBatch) -> ByteBatch:
         if batch.parts is not None:
             return batch
-        slab = batch.slab
-        host = slab if isinstance(slab, np.ndarray) else self.xp.asnumpy(slab)
-        return ByteBatch(host, batch.offsets, batch.sizes)
+        return ByteBatch(self._to_numpy(batch.slab), batch.offsets, batch.sizes)
 
     def as_array(self, out: Any) -> Any:
         return out.as_ndarray_like()
@@ -91,8 +95,8 @@ class CudaDevice:
         if not isinstance(out, np.ndarray):
             return decoded
         if isinstance(decoded, list):
-            return [self._to_numpy(d) for d in decoded]
-        return self._to_numpy(decoded)
+            return [self._to_numpy(d, "d2h-output") for d in decoded]
+        return self._to_numpy(decoded, "d2h-output")
 
     # -- bytes -> bytes stages ---------------------------------------------------------------
 
@@ -216,7 +220,9 @@ class CudaDevice:
             picked = self._to_numpy(batch.slab[self.xp.asarray(idx.reshape(-1))])
         return np.where(valid, picked.reshape(idx.shape), 0).astype(np.uint8)
 
-    def _to_numpy(self, array: Any) -> np.ndarray:
+    def _to_numpy(self, array: Any, kind: str = "d2h") -> np.ndarray:
+        """Device memory to the host (counted; numpy stand-ins count what would move)."""
+        self._count(kind, array.nbytes)
         return array if isinstance(array, np.ndarray) else self.xp.asnumpy(array)
 
     def _aligned(self, batch: ByteBatch, align: int) -> ByteBatch:
@@ -285,6 +291,7 @@ class CudaDevice:
         """A stage without a GPU path: to the host, decode there, back (counted, logged once)."""
         self._count_fallback(stage)
         decoded = stage.decode(self.to_host(batch), expected, threads).packed()
+        self._count("h2d", decoded.slab.nbytes)
         return ByteBatch(self.xp.asarray(decoded.slab), decoded.offsets, decoded.sizes)
 
     def _host_stage_encode(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
