@@ -116,3 +116,22 @@ def test_gpu_check_reports_what_is_missing(tmp_path: object) -> None:
     assert gpu_check.main(["--out", str(out)]) == 2
     report = json.loads((out / "gpu-check.json").read_text())
     assert report["available"] is False and "cupy" in report["missing"]
+
+
+@pytest.mark.parametrize("typesize", [3, 16, 24])
+def test_unshuffles_tiled_and_wide_items(typesize: int) -> None:
+    """Item sizes up to 16 take the tiled kernels, wider ones the one-thread-per-byte ones."""
+    data = np.random.default_rng(typesize).integers(0, 256, 5000, dtype=np.uint8)
+    offsets, lengths = reference.shuffle_blocks(5000, 1200)
+    launcher = HostLauncher()
+    out = np.zeros_like(data)
+    launch.byte_unshuffle(launcher, np, reference.byte_shuffle(data, offsets, lengths, typesize),
+                          out, offsets, lengths, typesize)
+    np.testing.assert_array_equal(out, data)
+    out = np.zeros_like(data)
+    launch.bit_unshuffle(launcher, np,
+                         reference.bit_shuffle(data, offsets, lengths, typesize, 3), out,
+                         offsets, lengths, typesize, 3)
+    np.testing.assert_array_equal(out, data)
+    tiled = typesize <= 16
+    assert [name.endswith("_tiled") for name, _, _ in launcher.launches] == [tiled, tiled]

@@ -89,65 +89,42 @@ def byteswap(launcher: Launcher, data: Any, itemsize: int) -> None:
                     (data, np.uint64(n_items), np.int32(itemsize)))
 
 
+#: items per tile of the coalesced unshuffles (UNSHUFFLE_TILE and BITSHUFFLE_TILE in the .cu)
+UNSHUFFLE_TILE = 256
+
+
 def _unshuffle(name: str, launcher: Launcher, xp: Any, src: Any, dst: Any,
                offsets: np.ndarray, lengths: np.ndarray, typesize: int,
                extra: tuple = ()) -> None:
+    """One launch over every block: the `<name>_tiled` kernel (coalesced through shared
+    memory) for item sizes up to 16 bytes, the plain one-thread-per-byte kernel above."""
     if len(lengths) != len(offsets):
         raise ValueError(f"{len(offsets)} offsets but {len(lengths)} lengths")
     if len(offsets) == 0:
         return
+    args = (src, dst, xp.asarray(offsets, dtype=np.uint64), xp.asarray(lengths, dtype=np.uint64),
+            np.uint64(len(offsets)), np.int32(typesize), *extra)
     longest = int(np.max(lengths))
-    launcher.launch(
-        name, grid_for(longest, len(offsets)), BLOCK,
-        (src, dst, xp.asarray(offsets, dtype=np.uint64), xp.asarray(lengths, dtype=np.uint64),
-         np.uint64(len(offsets)), np.int32(typesize), *extra),
-    )
-
-
-#: items per tile of the coalesced unshuffles (UNSHUFFLE_TILE and BITSHUFFLE_TILE in the .cu)
-UNSHUFFLE_TILE = 256
+    if typesize > 16:
+        launcher.launch(name, grid_for(longest, len(offsets)), BLOCK, args)
+        return
+    tiles = -(-longest // typesize // UNSHUFFLE_TILE) or 1
+    grid = (max(1, min(_MAX_GRID_X, tiles)), max(1, min(_MAX_GRID_Y, len(offsets))))
+    launcher.launch(f"{name}_tiled", grid, (UNSHUFFLE_TILE, 1), args)
 
 
 def byte_unshuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.ndarray,
                    lengths: np.ndarray, typesize: int) -> None:
     """Blosc byte unshuffle of blocks src[offsets[i] : +lengths[i]] into the same places
-    of dst (one launch for every block of every chunk; coalesced through shared-memory
-    tiles for item sizes up to 16 bytes)."""
-    if typesize > 16:
-        _unshuffle("byte_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize)
-        return
-    if len(lengths) != len(offsets):
-        raise ValueError(f"{len(offsets)} offsets but {len(lengths)} lengths")
-    if len(offsets) == 0:
-        return
-    tiles = -(-int(np.max(lengths)) // typesize // UNSHUFFLE_TILE) or 1
-    grid = (max(1, min(_MAX_GRID_X, tiles)), max(1, min(_MAX_GRID_Y, len(offsets))))
-    launcher.launch(
-        "byte_unshuffle_tiled", grid, (UNSHUFFLE_TILE, 1),
-        (src, dst, xp.asarray(offsets, dtype=np.uint64), xp.asarray(lengths, dtype=np.uint64),
-         np.uint64(len(offsets)), np.int32(typesize)),
-    )
+    of dst, one launch for every block of every chunk."""
+    _unshuffle("byte_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize)
 
 
 def bit_unshuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.ndarray,
                   lengths: np.ndarray, typesize: int, version: int) -> None:
-    """Blosc bit unshuffle of blocks (format `version` rules, see bitshuffle.cu), coalesced
-    through shared-memory tiles for item sizes up to 16 bytes."""
-    if typesize > 16:
-        _unshuffle("bit_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize,
-                   (np.int32(version),))
-        return
-    if len(lengths) != len(offsets):
-        raise ValueError(f"{len(offsets)} offsets but {len(lengths)} lengths")
-    if len(offsets) == 0:
-        return
-    tiles = -(-int(np.max(lengths)) // typesize // UNSHUFFLE_TILE) or 1
-    grid = (max(1, min(_MAX_GRID_X, tiles)), max(1, min(_MAX_GRID_Y, len(offsets))))
-    launcher.launch(
-        "bit_unshuffle_tiled", grid, (UNSHUFFLE_TILE, 1),
-        (src, dst, xp.asarray(offsets, dtype=np.uint64), xp.asarray(lengths, dtype=np.uint64),
-         np.uint64(len(offsets)), np.int32(typesize), np.int32(version)),
-    )
+    """Blosc bit unshuffle of blocks (format `version` rules, see bitshuffle.cu)."""
+    _unshuffle("bit_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize,
+               (np.int32(version),))
 
 
 def crc32c(launcher: Launcher, xp: Any, data: Any, offsets: np.ndarray,
