@@ -1,0 +1,200 @@
+"""Blosc1 chunks taken apart on the host, vectorized over a batch: headers, block starts
+and the compressed split streams of every block (c-blosc 1.x's blosc_d rules).
+
+The plan says, for every split stream of every chunk, where its compressed bytes are,
+where its decoded bytes go and whether it is stored raw; and for every block, its
+shuffle. Any device can then decompress all streams of one inner codec in one batched
+call and unshuffle all blocks in one launch. `decode_host` runs the plan with host
+libraries and the numpy shuffle references; it is the check for the device path.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from cuzarr.kernels import reference
+from cuzarr.workers import StageError
+
+__all__ = ["CODECS", "BloscPlan", "decode_host", "plan_frames"]
+
+HEADER = 16
+MIN_BUFFERSIZE = 128  # c-blosc: blocks smaller than this per item are not split
+MAX_SPLITS = 16
+_SHUFFLE, _MEMCPYED, _BITSHUFFLE, _DONT_SPLIT = 0x1, 0x2, 0x4, 0x10
+#: blosc's compressor codes (flags bits 5-7)
+CODECS = {0: "blosclz", 1: "lz4", 2: "snappy", 3: "zlib", 4: "zstd"}
+
+
+@dataclass(frozen=True)
+class BloscPlan:
+    """Where every piece of a batch of Blosc1 chunks is, as numpy arrays."""
+
+    nbytes: np.ndarray  # per chunk: decoded size
+    codec: np.ndarray  # per chunk: blosc compressor code
+    version: np.ndarray  # per chunk: format version (bit-shuffle rule)
+    typesize: np.ndarray  # per chunk
+    memcpyed: np.ndarray  # per chunk: bool, payload stored as is after the header
+    # per block (all chunks): owning chunk, decoded offset within the chunk, size, shuffle
+    block_chunk: np.ndarray
+    block_start: np.ndarray
+    block_size: np.ndarray
+    block_shuffle: np.ndarray  # 0 none, 1 byte, 2 bit
+    # per split stream: owning chunk, offset of its bytes in the chunk, their count,
+    # decoded offset within the chunk, decoded size, stored raw
+    split_chunk: np.ndarray
+    split_src: np.ndarray
+    split_cbytes: np.ndarray
+    split_dst: np.ndarray
+    split_size: np.ndarray
+    split_raw: np.ndarray
+
+
+def _i32(slab: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Little-endian int32 at each byte position of a flat slab."""
+    idx = positions[:, None] + np.arange(4)[None, :]
+    return np.ascontiguousarray(slab[idx]).view("<i4").reshape(-1).astype(np.int64)
+
+
+def plan_frames(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> BloscPlan:
+    """Parse every chunk slab[offsets[i] : +sizes[i]]; StageError(i) for a bad chunk."""
+    n = len(sizes)
+    short = np.flatnonzero(sizes < HEADER)
+    if short.size:
+        raise StageError(int(short[0]), "blosc: chunk shorter than its 16-byte header")
+    head = slab[offsets[:, None] + np.arange(4)[None, :]]
+    version, flags, typesize = head[:, 0].astype(np.int64), head[:, 2], head[:, 3]
+    nbytes = _i32(slab, offsets + 4)
+    blocksize = _i32(slab, offsets + 8)
+    cbytes = _i32(slab, offsets + 12)
+    bad = np.flatnonzero(cbytes != sizes)
+    if bad.size:
+        i = int(bad[0])
+        raise StageError(i, f"blosc: header says {int(cbytes[i])} bytes, chunk has "
+                            f"{int(sizes[i])} (truncated or corrupt)")
+    bad = np.flatnonzero((nbytes < 0) | (blocksize <= 0) | (typesize == 0))
+    if bad.size:
+        raise StageError(int(bad[0]), "blosc: impossible sizes in the header")
+    memcpyed = (flags & _MEMCPYED) != 0
+    bad = np.flatnonzero(memcpyed & (sizes < HEADER + nbytes))
+    if bad.size:
+        raise StageError(int(bad[0]), "blosc: stored chunk shorter than its data")
+    codec = (flags >> 5).astype(np.int64)
+    typesize = typesize.astype(np.int64)
+
+    nblocks = np.where(nbytes > 0, -(-nbytes // blocksize), 0)
+    nblocks = np.where(memcpyed, 0, nblocks)
+    block_chunk = np.repeat(np.arange(n), nblocks)
+    first = np.concatenate([[0], np.cumsum(nblocks)[:-1]]).astype(np.int64)
+    j = np.arange(int(nblocks.sum())) - first[block_chunk]
+    block_start = j * blocksize[block_chunk]
+    block_size = np.minimum(blocksize[block_chunk], nbytes[block_chunk] - block_start)
+    leftover = block_size < blocksize[block_chunk]
+    bstarts_at = HEADER + 4 * j
+    bad = np.flatnonzero(bstarts_at + 4 > sizes[block_chunk])
+    if bad.size:
+        raise StageError(int(block_chunk[bad[0]]), "blosc: block table past the chunk's end")
+    bstart = _i32(slab, offsets[block_chunk] + bstarts_at)
+    ts = typesize[block_chunk]
+    bflags = flags[block_chunk]
+    split = (((bflags & _DONT_SPLIT) == 0) & (ts <= MAX_SPLITS)
+             & (block_size // ts >= MIN_BUFFERSIZE) & ~leftover)
+    nsplits = np.where(split, ts, 1)
+    neblock = block_size // nsplits
+    shuffle = np.where(((bflags & _SHUFFLE) != 0) & (ts > 1), 1,
+                       np.where(((bflags & _BITSHUFFLE) != 0) & (block_size >= ts), 2, 0))
+
+    # split streams: walk up to 16 per block, vectorized over blocks
+    chunks, srcs, cbs, dsts, outs = [], [], [], [], []
+    pos = bstart.copy()
+    for k in range(int(nsplits.max()) if nsplits.size else 0):
+        live = np.flatnonzero(nsplits > k)
+        owner = block_chunk[live]
+        at = pos[live]
+        bad = np.flatnonzero((at < HEADER) | (at + 4 > sizes[owner]))
+        if bad.size:
+            raise StageError(int(owner[bad[0]]), "blosc: a block starts outside the chunk")
+        cb = _i32(slab, offsets[owner] + at)
+        bad = np.flatnonzero((cb < 0) | (at + 4 + cb > sizes[owner]))
+        if bad.size:
+            raise StageError(int(owner[bad[0]]), "blosc: a stream runs past the chunk's end")
+        chunks.append(owner)
+        srcs.append(at + 4)
+        cbs.append(cb)
+        dsts.append(block_start[live] + k * neblock[live])
+        outs.append(neblock[live])
+        pos[live] = at + 4 + cb
+
+    def cat(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    split_size = cat(outs)
+    split_cbytes = cat(cbs)
+    return BloscPlan(
+        nbytes=nbytes, codec=codec, version=version, typesize=typesize, memcpyed=memcpyed,
+        block_chunk=block_chunk, block_start=block_start, block_size=block_size,
+        block_shuffle=shuffle, split_chunk=cat(chunks), split_src=cat(srcs),
+        split_cbytes=split_cbytes, split_dst=cat(dsts), split_size=split_size,
+        split_raw=split_cbytes == split_size,
+    )
+
+
+def _decompress(codec: str, data: bytes, size: int) -> bytes:
+    if codec == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
+    if codec == "zlib":
+        return zlib.decompress(data)
+    if codec == "lz4":
+        from numcodecs import LZ4
+
+        return LZ4().decode(int(size).to_bytes(4, "little") + data)
+    raise ValueError(f"no host decoder for blosc's {codec} streams here")
+
+
+def decode_host(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a batch with the plan: host stream decoders, numpy unshuffles.
+
+    Returns (decoded slab, per-chunk offsets into it)."""
+    plan = plan_frames(slab, offsets, sizes)
+    out_offsets = np.concatenate([[0], np.cumsum(plan.nbytes)[:-1]]).astype(np.int64)
+    out = np.empty(int(plan.nbytes.sum()), dtype=np.uint8)
+    tmp = np.empty_like(out)
+    for i in np.flatnonzero(plan.memcpyed):
+        start, size = int(offsets[i]) + HEADER, int(plan.nbytes[i])
+        out[out_offsets[i] : out_offsets[i] + size] = slab[start : start + size]
+    for s in range(len(plan.split_chunk)):
+        c = int(plan.split_chunk[s])
+        start = int(offsets[c] + plan.split_src[s])
+        data = slab[start : start + int(plan.split_cbytes[s])]
+        size = int(plan.split_size[s])
+        if plan.split_raw[s]:
+            piece = data
+        else:
+            try:
+                piece = np.frombuffer(_decompress(CODECS[int(plan.codec[c])], data.tobytes(),
+                                                  size), dtype=np.uint8)
+            except Exception as e:
+                raise StageError(c, f"blosc: {CODECS[int(plan.codec[c])]} stream: {e}") from e
+            if piece.size != size:
+                raise StageError(c, f"blosc: a stream decoded to {piece.size} bytes, "
+                                    f"expected {size}")
+        at = int(out_offsets[c] + plan.split_dst[s])
+        tmp[at : at + size] = piece
+    for b in range(len(plan.block_chunk)):
+        c = int(plan.block_chunk[b])
+        at = int(out_offsets[c] + plan.block_start[b])
+        size = int(plan.block_size[b])
+        block = tmp[at : at + size]
+        one, length = np.zeros(1, np.uint64), np.array([size], np.uint64)
+        if plan.block_shuffle[b] == 1:
+            block = reference.byte_unshuffle(block, one, length, int(plan.typesize[c]))
+        elif plan.block_shuffle[b] == 2:
+            block = reference.bit_unshuffle(block, one, length, int(plan.typesize[c]),
+                                            int(plan.version[c]))
+        out[at : at + size] = block
+    return out, out_offsets

@@ -1,0 +1,72 @@
+"""Our Blosc1 frame plan, decoded with host stream decoders and the numpy unshuffles,
+equals numcodecs.Blosc byte for byte across codecs, shuffles, item sizes, leftover
+blocks, split and unsplit blocks, and memcpyed chunks; corrupt chunks are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numcodecs import Blosc
+
+from cuzarr.batch import ByteBatch
+from cuzarr.codecs.blosc_frame import decode_host, plan_frames
+from cuzarr.workers import StageError
+
+SHUFFLES = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE,
+            "bitshuffle": Blosc.BITSHUFFLE}
+
+
+def _data(rng: np.random.Generator, nbytes: int, typesize: int) -> np.ndarray:
+    """Compressible but not trivial data."""
+    n = max(1, nbytes // typesize)
+    values = np.cumsum(rng.integers(-2, 3, n)).astype(f"<i{typesize}" if typesize in (1, 2, 4,
+                                                                                     8) else "<i8")
+    raw = values.view(np.uint8)
+    return np.resize(raw, nbytes)
+
+
+@settings(max_examples=120, deadline=None)
+@given(cname=st.sampled_from(["lz4", "lz4hc", "zstd", "zlib"]),
+       shuffle=st.sampled_from(sorted(SHUFFLES)), typesize=st.sampled_from([1, 2, 4, 8, 16]),
+       nbytes=st.integers(1, 300_000), blocksize=st.sampled_from([0, 256, 4096, 65536]),
+       clevel=st.sampled_from([0, 1, 5, 9]), seed=st.integers(0, 2**32 - 1))
+def test_matches_numcodecs(cname: str, shuffle: str, typesize: int, nbytes: int,
+                           blocksize: int, clevel: int, seed: int) -> None:
+    data = _data(np.random.default_rng(seed), nbytes, typesize)
+    codec = Blosc(cname=cname, clevel=clevel, shuffle=SHUFFLES[shuffle], blocksize=blocksize,
+                  typesize=typesize)
+    frames = [codec.encode(data), codec.encode(data[: nbytes // 2 + 1])]
+    batch = ByteBatch.from_buffers(frames)
+    out, out_offsets = decode_host(batch.slab, batch.offsets, batch.sizes)
+    for i, frame in enumerate(frames):
+        expected = np.frombuffer(Blosc().decode(frame), dtype=np.uint8)
+        got = out[out_offsets[i] : out_offsets[i] + expected.size]
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_split_blocks_are_seen() -> None:
+    """lz4 with item sizes up to 16 and big blocks splits each block into typesize streams."""
+    data = _data(np.random.default_rng(0), 1 << 20, 4)
+    frame = Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE, typesize=4).encode(data)
+    batch = ByteBatch.from_buffers([frame])
+    plan = plan_frames(batch.slab, batch.offsets, batch.sizes)
+    assert len(plan.split_chunk) == 4 * len(plan.block_chunk)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "cbytes", "bstart"])
+def test_corrupt_chunks_are_refused(damage: str) -> None:
+    data = _data(np.random.default_rng(1), 200_000, 4)
+    frame = bytearray(Blosc(cname="zstd", clevel=5, shuffle=Blosc.SHUFFLE).encode(data))
+    if damage == "truncate":
+        frame = frame[:-10]
+    elif damage == "cbytes":
+        frame[12:16] = (len(frame) + 100).to_bytes(4, "little")
+    else:
+        frame[16:20] = (len(frame) + 5).to_bytes(4, "little")
+    good = Blosc().encode(data[:1000])
+    batch = ByteBatch.from_buffers([good, bytes(frame)])
+    with pytest.raises(StageError) as info:
+        decode_host(batch.slab, batch.offsets, batch.sizes)
+    assert info.value.index == 1
