@@ -60,6 +60,10 @@ def _decode_one(algorithm: str, data: bytes, capacity: int) -> bytes:
         return _inflate(data, -15, capacity)
     if algorithm == "Gzip":
         return _inflate(data, 31, capacity)
+    if algorithm == "LZ4":  # a raw LZ4 block; numcodecs' frame is a 4-byte size + the block
+        from numcodecs import LZ4
+
+        return bytes(LZ4().decode(int(capacity).to_bytes(4, "little") + data))
     raise NotImplementedError(f"the double has no {algorithm}")
 
 

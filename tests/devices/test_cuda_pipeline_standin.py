@@ -22,7 +22,8 @@ CASES = {
     "zstd-crc32c": {"compressors": [ZstdCodec(), Crc32cCodec()]},
     "gzip": {"compressors": GzipCodec()},
     "big-endian-raw": {"serializer": BytesCodec(endian="big"), "compressors": None},
-    "blosc (host path)": {"compressors": BloscCodec(cname="lz4")},
+    "blosc-lz4": {"compressors": BloscCodec(cname="lz4")},
+    "blosclz (host path)": {"compressors": BloscCodec(cname="blosclz")},
     "sharded-zstd": {
         "serializer": ShardingCodec(chunk_shape=(8, 10), codecs=[BytesCodec(), ZstdCodec()]),
         "compressors": None,
@@ -51,8 +52,11 @@ def test_cuda_standin_matches_zarr(case: str, tmp_path: Path, standin: CudaDevic
         np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "a"))[:], expected)
     if case in ("zstd", "gzip", "zstd-crc32c", "sharded-zstd"):
         assert nvcomp_double.Codec.calls, "the nvCOMP path was not taken"
-    if case.startswith("blosc"):
-        assert standin.host_fallbacks.get("blosc")
+    if case.startswith("blosclz"):
+        assert standin.host_fallbacks.get("blosc decode")
+    if case == "blosc-lz4":
+        assert "blosc decode" not in standin.host_fallbacks
+        assert any(algorithm == "LZ4" for algorithm, _ in nvcomp_double.Codec.calls)
     assert kvikio_double.CuFile.reads, "LocalStore chunks were not read through kvikio"
     launched = {name for name, _, _ in standin.launcher.launches}
     if case != "sharded-zstd":  # plain chunks scatter with one box_copy launch per read

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from cuzarr.batch import ByteBatch
-from cuzarr.codecs.bytes_to_bytes import BytesStage, Crc32cStage, GzipStage, ZlibStage, ZstdStage
+from cuzarr.codecs.bytes_to_bytes import (
+    BloscStage,
+    BytesStage,
+    Crc32cStage,
+    GzipStage,
+    ZlibStage,
+    ZstdStage,
+)
 from cuzarr.devices.headers import check_gzip, check_zlib, check_zstd
 from cuzarr.devices.nvcomp_backend import NvcompBackend
 from cuzarr.kernels import launch
@@ -121,6 +128,15 @@ class CudaDevice:
             return self._nvcomp("Deflate", inner, np.full(n, expected), exact=True)
         if isinstance(stage, Crc32cStage):
             return self._crc32c(stage, batch, expected)
+        if isinstance(stage, BloscStage):
+            from cuzarr.devices.blosc_gpu import decode_blosc
+
+            host = getattr(batch, "host_slab", None)
+            if host is None:
+                host = self._to_numpy(batch.packed().slab)
+            decoded = decode_blosc(self, batch, np.asarray(host), expected)
+            if decoded is not None:
+                return decoded
         return self._host_stage(stage, batch, expected, threads)
 
     def encode_stage(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
@@ -280,22 +296,24 @@ class CudaDevice:
                 raise StageError(i, f"crc32c: {int(out.sizes[i])} bytes, expected {expected}")
         return out
 
-    def _count_fallback(self, stage: BytesStage) -> None:
-        if stage.name not in self.host_fallbacks:
-            logger.warning("cuzarr: %s has no GPU path yet; its chunks are decoded on the host",
-                           stage.name)
-        self.host_fallbacks[stage.name] = self.host_fallbacks.get(stage.name, 0) + 1
+    def _count_fallback(self, stage: BytesStage, direction: str) -> None:
+        """Count a batch that takes the host path; log the first per codec and direction."""
+        key = f"{stage.name} {direction}"
+        if key not in self.host_fallbacks:
+            logger.warning("cuzarr: %s has no GPU %s path yet; those chunks run on the host",
+                           stage.name, direction)
+        self.host_fallbacks[key] = self.host_fallbacks.get(key, 0) + 1
 
     def _host_stage(self, stage: BytesStage, batch: ByteBatch, expected: int | None,
                     threads: int) -> ByteBatch:
         """A stage without a GPU path: to the host, decode there, back (counted, logged once)."""
-        self._count_fallback(stage)
+        self._count_fallback(stage, "decode")
         decoded = stage.decode(self.to_host(batch), expected, threads).packed()
         self._count("h2d", decoded.slab.nbytes)
         return ByteBatch(self.xp.asarray(decoded.slab), decoded.offsets, decoded.sizes)
 
     def _host_stage_encode(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
-        self._count_fallback(stage)
+        self._count_fallback(stage, "encode")
         return stage.encode(self.to_host(batch), threads)
 
 
