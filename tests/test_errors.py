@@ -154,3 +154,18 @@ def test_cuda_device_explains_what_is_missing(tmp_path: Path) -> None:
         pytest.raises(cuzarr.DeviceUnavailableError, match="cupy"),
     ):
         zarr.open_array(str(tmp_path))[:]
+
+
+def test_corrupt_inner_chunk_in_a_partial_shard_write(tmp_path: Path) -> None:
+    """The merge reads the stored inner chunk: its error names the shard and the inner
+    chunk's coordinates, and the shard stays as it was."""
+    _sharded(tmp_path, "end")
+    victim = _chunk_file(tmp_path, "c/1/0")
+    raw = bytearray(victim.read_bytes())
+    raw[20:60] = b"\x00" * 40  # inside the first inner chunk's frame
+    victim.write_bytes(bytes(raw))
+    with zarr.config.set(PIPE), pytest.raises(
+        ChunkDecodeError, match=r"c/1/0 \(inner chunk \(0, 0\)\)"
+    ):
+        zarr.open_array(str(tmp_path))[33:35, 1:3] = 1.0
+    assert victim.read_bytes() == bytes(raw)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ByteBatch"]
+__all__ = ["ByteBatch", "aligned_layout"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,13 @@ class ByteBatch:
             and np.array_equal(self.offsets, np.arange(n, dtype=np.int64) * itemsize)
             and self.slab.size >= n * itemsize
         )
+
+
+def aligned_layout(sizes: np.ndarray, align: int) -> tuple[np.ndarray, int]:
+    """Offsets that lay items of `sizes` end to end, each starting on an `align`-byte
+    boundary, and the slab size they need (at least 1, so a slab can always be made)."""
+    padded = -(-np.asarray(sizes, dtype=np.int64) // align) * align
+    offsets = np.zeros(len(padded), dtype=np.int64)
+    if len(padded) > 1:
+        np.cumsum(padded[:-1], out=offsets[1:])
+    return offsets, max(1, int(padded.sum()))

@@ -21,7 +21,7 @@ from cuzarr.plan.shard import EMPTY, decode_indexes, inner_ids, validate_tables
 from cuzarr.scatter import scatter
 from cuzarr.workers import StageError, map_ranges, run_tiles, split_on
 
-__all__ = ["decode_chain", "read_plain", "read_shards", "region_view", "waves"]
+__all__ = ["InnerKeys", "decode_chain", "read_plain", "read_shards", "region_view", "waves"]
 
 
 def waves(n: int, bytes_per_item: int, budget: int) -> list[tuple[int, int]]:
@@ -105,7 +105,7 @@ def region_view(region: np.ndarray, counts: tuple[int, ...], inner: tuple[int, .
     return split.transpose(*range(0, 2 * nd, 2), *range(1, 2 * nd, 2))
 
 
-class _InnerKeys:
+class InnerKeys:
     """Names inner chunks for error messages without building a string per chunk."""
 
     def __init__(self, keys: list[str], shard: np.ndarray, ids: np.ndarray,
@@ -251,7 +251,7 @@ class _ShardRead:
         present: np.ndarray, lo: int, threads: int,
     ) -> None:
         chain, out, entries, drop_axes = self.chain, self.out, self.entries, self.drop_axes
-        names = _InnerKeys(present_keys, plan.shard_of, plan.ids, chain.chunks_per_shard)
+        names = InnerKeys(present_keys, plan.shard_of, plan.ids, chain.chunks_per_shard)
         decoded = self.device.for_output(
             decode_chain(chain.inner, batch, self.device, threads, names), out
         )

@@ -22,7 +22,7 @@ from cuzarr.plan.selection import (
     shift_selection,
 )
 from cuzarr.plan.shard import EMPTY, decode_indexes, encode_index, inner_ids, write_order
-from cuzarr.read import TILE_BYTES, decode_chain, region_view, waves
+from cuzarr.read import TILE_BYTES, InnerKeys, decode_chain, region_view, waves
 from cuzarr.scatter import gather_into, rows_equal_fill
 from cuzarr.workers import StageError, map_ranges, run_tiles
 
@@ -213,7 +213,7 @@ def _build_shards(
     touched_ids: list[np.ndarray] = []
     # per shard: (region array, inner-chunk counts, region origin), or None if untouched
     regions: list[tuple[np.ndarray, tuple[int, ...], tuple[int, ...]] | None] = []
-    decode_rows: list[tuple[int, int]] = []  # (index into all touched chunks, stored row)
+    decode_rows: list[tuple[int, int]] = []  # (shard in the wave, position in its touched ids)
     decode_ranges: list[tuple[int, int]] = []
     for s, entry in enumerate(wave):
         bounds = selection_bounds(entry[2], chain.shard_shape)
@@ -242,7 +242,9 @@ def _build_shards(
     if decode_ranges:
         starts = np.array([r[0] for r in decode_ranges], dtype=np.int64)
         sizes = np.array([r[1] for r in decode_ranges], dtype=np.int64)
-        names = [f"{keys[s]} (inner chunk {j})" for s, j in decode_rows]
+        names = InnerKeys(keys, np.array([s for s, _ in decode_rows]),
+                          np.array([touched_ids[s][j] for s, j in decode_rows]),
+                          chain.chunks_per_shard)
         decoded = device.for_output(
             decode_chain(chain.inner, ByteBatch(host.slab, starts, sizes), device, threads,
                          names),

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cuzarr.batch import ByteBatch
+from cuzarr.batch import ByteBatch, aligned_layout
 from cuzarr.codecs.bytes_to_bytes import (
     BloscStage,
     BytesStage,
@@ -41,10 +41,6 @@ class DeviceBatch(ByteBatch):
     """A batch whose slab lives on the device, with the host slab it came from (if any)."""
 
     host_slab: Any = None
-
-
-def _round_up(values: np.ndarray, align: int) -> np.ndarray:
-    return -(-values // align) * align
 
 
 class CudaDevice:
@@ -151,9 +147,8 @@ class CudaDevice:
         src = self._aligned(batch.packed(), align)
         bound = self.backend.max_compressed_size(algorithm, int(src.sizes.max()))
         capacity = np.full(len(src), bound, dtype=np.int64)
-        stride = _round_up(capacity, align)
-        out_offsets = np.arange(len(src), dtype=np.int64) * stride
-        out = self.xp.empty(int(stride.sum()), dtype=np.uint8)
+        out_offsets, total = aligned_layout(capacity, align)
+        out = self.xp.empty(total, dtype=np.uint8)
         sizes = self.backend.encode(algorithm, src.slab, src.offsets, src.sizes, out,
                                     out_offsets, capacity)
         return ByteBatch(out, out_offsets, sizes)
@@ -245,11 +240,8 @@ class CudaDevice:
         """The batch with every item at an `align`-byte boundary (one copy launch if not)."""
         if not bool((batch.offsets % align).any()):
             return batch
-        new_offsets = np.zeros(len(batch), dtype=np.int64)
-        padded = _round_up(batch.sizes, align)
-        if len(batch) > 1:
-            np.cumsum(padded[:-1], out=new_offsets[1:])
-        slab = self.xp.zeros(int(padded.sum()) or 1, dtype=np.uint8)
+        new_offsets, total = aligned_layout(batch.sizes, align)
+        slab = self.xp.zeros(total, dtype=np.uint8)
         pairs = [(batch.slab[o : o + s], slab[d : d + s])
                  for o, s, d in zip(batch.offsets.tolist(), batch.sizes.tolist(),
                                     new_offsets.tolist(), strict=True)]
@@ -261,11 +253,8 @@ class CudaDevice:
                 *, exact: bool) -> ByteBatch:
         align = self.backend.alignment(algorithm)
         src = self._aligned(batch, align)
-        stride = _round_up(np.asarray(capacity, dtype=np.int64), align)
-        out_offsets = np.zeros(len(batch), dtype=np.int64)
-        if len(batch) > 1:
-            np.cumsum(stride[:-1], out=out_offsets[1:])
-        out = self.xp.empty(int(stride.sum()) or 1, dtype=np.uint8)
+        out_offsets, total = aligned_layout(capacity, align)
+        out = self.xp.empty(total, dtype=np.uint8)
         decoded = self.backend.decode(algorithm, src.slab, src.offsets, src.sizes, out,
                                       out_offsets, capacity)
         bad = np.flatnonzero(decoded != capacity) if exact else np.flatnonzero(decoded > capacity)

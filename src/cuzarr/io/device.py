@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from cuzarr.batch import aligned_layout
 from cuzarr.devices.cuda import DeviceBatch
 from cuzarr.errors import ChunkDecodeError
 from cuzarr.plan.coalesce import coalesce
@@ -25,13 +26,10 @@ _GDS_ALIGN, _SMALL_ALIGN, _GDS_MIN = 4096, 16, 1 << 20
 
 
 def _layout(sizes: np.ndarray) -> tuple[np.ndarray, int]:
-    """Aligned slab offsets for items of `sizes`, and the slab's size."""
+    """Aligned slab offsets for items of `sizes` (GDS's unit for MiB-sized items), and
+    the slab's size."""
     align = _GDS_ALIGN if sizes.size and int(sizes.max()) >= _GDS_MIN else _SMALL_ALIGN
-    padded = -(-sizes // align) * align
-    offsets = np.zeros(len(sizes), dtype=np.int64)
-    if len(sizes) > 1:
-        np.cumsum(padded[:-1], out=offsets[1:])
-    return offsets, int(padded.sum())
+    return aligned_layout(sizes, align)
 
 
 class KvikioReader:
@@ -71,7 +69,7 @@ class KvikioReader:
         idx = np.flatnonzero(present)
         item_sizes = sizes[idx]
         offsets, total = _layout(item_sizes)
-        slab = self.xp.empty(max(1, total), dtype=np.uint8)
+        slab = self.xp.empty(total, dtype=np.uint8)
         self._read_all([
             (keys[i], slab[o : o + s], int(s), 0)
             for i, o, s in zip(idx.tolist(), offsets.tolist(), item_sizes.tolist(), strict=True)
@@ -84,14 +82,14 @@ class KvikioReader:
         """Range i = keys[key_index[i]][starts[i] : +sizes[i]], coalesced per key."""
         plan = coalesce(key_index, starts, sizes, max_gap_bytes=max_gap_bytes, max_bytes=max_bytes)
         group_offsets, total = _layout(plan.group_size)
-        slab = self.xp.empty(max(1, total), dtype=np.uint8)
+        slab = self.xp.empty(total, dtype=np.uint8)
         self._read_all([
             (keys[int(k)], slab[o : o + s], int(s), int(f))
             for k, o, s, f in zip(plan.group_key, group_offsets.tolist(),
                                   plan.group_size.tolist(), plan.group_start, strict=True)
         ])
-        member = group_offsets[_group_of(plan)] + (plan.member_slab_offset
-                                                   - plan.group_slab_offset[_group_of(plan)])
+        group = _group_of(plan)
+        member = group_offsets[group] + (plan.member_slab_offset - plan.group_slab_offset[group])
         return DeviceBatch(slab, member, np.asarray(sizes, dtype=np.int64))
 
 
