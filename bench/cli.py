@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.engines import ENGINES
 from bench.report import format_tables
-from bench.runner import OPS, Options, run
+from bench.runner import DEFAULT_ROUNDS, OPS, QUICK_ROUNDS, Options, run
 from bench.workloads import all_workloads
 
 
@@ -20,10 +20,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description=(
-            "Time full reads and writes of local zarr v3 arrays with several codec "
-            "pipelines, each engine in its own process, rounds interleaved across engines. "
-            "Ratios are engine best time / fastest peer best time (peers: all engines "
-            "except cuzarr); below 1.00x is faster."
+            "Time reads (whole array, and random patches as a training loader draws them) "
+            "and writes of local zarr v3 arrays with several engines: cuzarr, zarr's own "
+            "pipelines, zarrs-python and tensorstore, with GPU variants where a GPU is "
+            "present. Each engine runs in its own process, rounds interleaved across "
+            "engines, every result checked. Ratios are engine best time / fastest peer best "
+            "time (peers: all engines except cuzarr's); below 1.00x is faster. With --out, "
+            "writes results.json, results.md and results.png there."
         ),
         epilog=(
             f"engines: {', '.join(ENGINES)}; workloads: {', '.join(all_workloads(False))}; "
@@ -31,17 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--quick", action="store_true", help="64 MiB float arrays, not 256 MiB (~2 min, 2 cores)"
+        "--quick",
+        action="store_true",
+        help=f"32 MiB float arrays, not 256 MiB, and {QUICK_ROUNDS} rounds (a few minutes)",
     )
     parser.add_argument("--out", metavar="DIR", help="write DIR/results.json and worker logs")
     parser.add_argument(
-        "--rounds", type=int, default=5, metavar="N", help="rounds per measurement (default 5)"
+        "--rounds",
+        type=int,
+        metavar="N",
+        help=f"rounds per measurement (default {DEFAULT_ROUNDS}, {QUICK_ROUNDS} with --quick)",
     )
     parser.add_argument(
         "--engines", type=_csv, default=list(ENGINES), metavar="A,B", help="engines to run"
     )
     parser.add_argument("--workloads", type=_csv, metavar="X,Y", help="workloads (default all)")
-    parser.add_argument("--ops", type=_csv, default=list(OPS), metavar="read,write")
+    parser.add_argument(
+        "--ops", type=_csv, default=list(OPS), metavar="A,B", help=f"ops (default {','.join(OPS)})"
+    )
     parser.add_argument(
         "--data",
         metavar="DIR",
@@ -50,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, default=600.0, metavar="S", help="per-measurement limit"
     )
-    parser.add_argument("-q", "--no-progress", action="store_true", help="no per-run stderr lines")
+    parser.add_argument("-q", "--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -79,5 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(format_tables(results))
     if args.out:
-        print(f"\nwrote {Path(args.out) / 'results.json'}")
+        out = Path(args.out)
+        written = ", ".join(str(out / f"results.{ext}") for ext in ("json", "md", "png"))
+        print(f"\nwrote {written}")
     return 0

@@ -67,11 +67,11 @@ class WorkerClient:
             hello = self._receive(timeout)
         except TimeoutError:
             self._kill()
-            self.unavailable = f"unavailable: no handshake within {timeout:.0f} s"
+            self.unavailable = f"no handshake within {timeout:.0f} s"
             return
         if hello is None or not hello.get("ready"):
             reason = hello.get("error") if hello else self._death_note()
-            self.unavailable = f"unavailable: {reason}"
+            self.unavailable = str(reason)
             self.stop()
         else:
             self.info = hello
@@ -109,11 +109,11 @@ class WorkerClient:
     def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send one request; any failure comes back as an error reply, never raised."""
         if self.unavailable:
-            return {"status": "error", "error": self.unavailable}
+            return {"status": "unavailable", "error": self.unavailable}
         if self._proc is None or self._proc.poll() is not None:
             self._start(timeout)
             if self.unavailable:
-                return {"status": "error", "error": self.unavailable}
+                return {"status": "unavailable", "error": self.unavailable}
         assert self._proc is not None and self._proc.stdin is not None
         try:
             self._proc.stdin.write(json.dumps(message) + "\n")

@@ -15,21 +15,41 @@ from zarr.registry import _pipeline_registry, get_pipeline_class
 
 @dataclass(frozen=True)
 class Engine:
-    """`peer=False` marks the engine being evaluated; ratios compare it against the peers."""
+    """One way to read and write a zarr array.
+
+    `peer=False` marks an engine being evaluated (cuzarr); ratios compare it against the
+    peers. `gpu=True` engines read into and write from cupy arrays (zarr's enable_gpu);
+    without a usable GPU they report themselves unavailable at the handshake. An engine
+    with `pipeline_path=None` is not a zarr codec pipeline: tensorstore reads the store
+    itself.
+    """
 
     name: str
-    pipeline_path: str
+    pipeline_path: str | None
     imports: tuple[str, ...] = ()
     peer: bool = True
+    gpu: bool = False
+    settings: tuple[tuple[str, str], ...] = ()  # cuzarr.config settings for the engine
 
+
+BATCHED = "zarr.core.codec_pipeline.BatchedCodecPipeline"
+FUSED = "zarr.core.codec_pipeline.FusedCodecPipeline"
+CUZARR = "cuzarr.PhasedCodecPipeline"
 
 ENGINES: dict[str, Engine] = {
     e.name: e
     for e in (
-        Engine("cuzarr", "cuzarr.PhasedCodecPipeline", ("cuzarr",), peer=False),
-        Engine("batched", "zarr.core.codec_pipeline.BatchedCodecPipeline"),
-        Engine("fused", "zarr.core.codec_pipeline.FusedCodecPipeline"),
+        Engine("cuzarr", CUZARR, ("cuzarr",), peer=False, settings=(("device", "cpu"),)),
+        Engine(
+            "cuzarr-cuda", CUZARR, ("cuzarr",), peer=False, gpu=True,
+            settings=(("device", "cuda"),),
+        ),
+        Engine("batched", BATCHED),
+        Engine("fused", FUSED),
+        Engine("batched-gpu", BATCHED, gpu=True),
+        Engine("fused-gpu", FUSED, gpu=True),
         Engine("zarrs", "zarrs.ZarrsCodecPipeline", ("zarrs",)),
+        Engine("tensorstore", None, ("tensorstore",)),
     )
 }
 
@@ -43,18 +63,41 @@ def get_engine(name: str) -> Engine:
         raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}") from None
 
 
-def activate(engine: Engine) -> tuple[type[CodecPipeline], list[str]]:
-    """Make `engine` zarr's codec pipeline for this process.
+def require_gpu() -> None:
+    """Raise with what is missing when this process cannot put arrays on a GPU."""
+    try:
+        import cupy
+    except ImportError as exc:
+        raise RuntimeError(f"no GPU engine here: cupy is not installed ({exc})") from None
+    if not cupy.cuda.is_available():
+        raise RuntimeError("no GPU engine here: cupy finds no CUDA device")
 
-    Returns the pipeline class and the broken plugins that had to be skipped.
+
+def activate(engine: Engine) -> tuple[type[CodecPipeline] | None, list[str]]:
+    """Make `engine` zarr's codec pipeline for this process (GPU buffers for gpu engines).
+
+    Returns the pipeline class (None for a non-pipeline engine) and the broken plugins
+    that had to be skipped.
 
     Pipelines are normally registered through the `zarr.codec_pipeline` entry point.
     A source checkout that is not pip-installed has no entry point, so a pipeline that
     imports but is not registered gets registered under its configured path here.
     """
+    if engine.gpu:
+        require_gpu()
     for module in engine.imports:
         importlib.import_module(module)
     skipped = skip_broken_plugins()
+    if engine.pipeline_path is None:
+        return None, skipped
+    if engine.settings:
+        import cuzarr
+
+        cuzarr.config.set(**dict(engine.settings))
+        if engine.gpu:
+            cuzarr.devices.require_cuda()
+    if engine.gpu:
+        zarr.config.enable_gpu()
     zarr.config.set({"codec_pipeline.path": engine.pipeline_path})
     try:
         return get_pipeline_class(), skipped

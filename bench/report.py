@@ -61,7 +61,9 @@ def _entry(
         best = min(entry["times_s"])
         entry["best_s"] = best
         entry["median_s"] = statistics.median(entry["times_s"])
-        entry["gb_per_s"] = results["workloads"][workload]["nbytes"] / best / 1e9
+        info = results["workloads"][workload]
+        nbytes = info.get("op_nbytes", {}).get(op, info["nbytes"])
+        entry["gb_per_s"] = nbytes / best / 1e9
     return entry
 
 
@@ -97,17 +99,18 @@ def format_tables(results: dict[str, Any]) -> str:
             f"== {workload} / {op}: {info['description']}; stored "
             f"{info['stored_bytes'] / 2**20:.1f} MiB ({info['compression_ratio']:.2f}x) =="
         )
+        lines.append(f"  {op_description(info, op)}")
         lines.append(
-            f"  {'engine':<9} {'best s':>8} {'median s':>9} {'GB/s':>7} {'vs best peer':>13}"
+            f"  {'engine':<12} {'best s':>8} {'median s':>9} {'GB/s':>7} {'vs best peer':>13}"
         )
         group = [e for e in entries if (e["workload"], e["op"]) == (workload, op)]
         for e in group:
             if e["status"] != "ok":
-                lines.append(f"  {e['engine']:<9} {e['status']}: {_short(e['error'])}")
+                lines.append(f"  {e['engine']:<12} {e['status']}: {_short(e['error'])}")
                 continue
             lines.append(
-                f"  {e['engine']:<9} {e['best_s']:>8.3f} {e['median_s']:>9.3f} "
-                f"{e['gb_per_s']:>7.2f} {_ratio(e['ratio_vs_best_peer']):>13}"
+                f"  {e['engine']:<12} {e['best_s']:>8.3f} {e['median_s']:>9.3f} "
+                f"{e['gb_per_s']:>7.3g} {_ratio(e['ratio_vs_best_peer']):>13}"
             )
         for e in group:
             if e["ratio_vs_peers"]:
@@ -120,20 +123,27 @@ def format_tables(results: dict[str, Any]) -> str:
 
 def format_matrix(entries: list[dict[str, Any]], keys: list[tuple[str, str]]) -> list[str]:
     engines = list(dict.fromkeys(e["engine"] for e in entries))
+    widths = [max(len(n), 9) + 2 for n in engines]
+    label = max([len(f"{w} / {o}") for w, o in keys] + [13]) + 2
     lines = ["ratio vs best peer (engine best time / fastest peer best time; <1 is faster)"]
-    lines.append(f"  {'workload / op':<26}" + "".join(f"{n:>10}" for n in engines))
+    lines.append(
+        f"  {'workload / op':<{label}}"
+        + "".join(f"{n:>{w}}" for n, w in zip(engines, widths, strict=True))
+    )
     cells = {(e["workload"], e["op"], e["engine"]): e for e in entries}
     for workload, op in keys:
-        row = f"  {workload + ' / ' + op:<26}"
-        for name in engines:
+        row = f"  {workload + ' / ' + op:<{label}}"
+        for name, width in zip(engines, widths, strict=True):
             e = cells.get((workload, op, name))
             if e is None:
                 cell = ""
+            elif e["status"] == "unavailable":
+                cell = "n/a"
             elif e["status"] != "ok":
                 cell = e["status"]
             else:
                 cell = _ratio(e["ratio_vs_best_peer"])
-            row += f"{cell:>10}"
+            row += f"{cell:>{width}}"
         lines.append(row)
     return lines
 
@@ -143,3 +153,85 @@ def write_json(results: dict[str, Any], out_dir: Path) -> Path:
     path = out_dir / "results.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     return path
+
+
+def _machine_line(results: dict[str, Any]) -> str:
+    machine = results["meta"]["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
+    return (
+        f"{machine['date']}; {machine['processor']}, {machine['cpu_affinity']} usable cores; "
+        f"{machine.get('gpu') or 'no GPU'}; Python {machine['python']}; {versions}"
+    )
+
+
+def _cell(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return ""
+    if entry["status"] == "unavailable":
+        return "n/a"
+    if entry["status"] != "ok":
+        return f"**{entry['status']}**"
+    ratio = entry["ratio_vs_best_peer"]
+    suffix = "" if ratio is None else f" ({ratio:.2f}x)"
+    return f"{entry['gb_per_s']:.3g}{suffix}"
+
+
+def op_description(info: dict[str, Any], op: str) -> str:
+    """What one run of `op` does on a workload, for table headers."""
+    if op != "patches":
+        return f"{op} of the whole array"
+    spec = info["spec"]
+    patch = "x".join(map(str, spec["patch"]))
+    return f"{spec['patch_count']} random {patch} patches, one selection each"
+
+
+def format_markdown(results: dict[str, Any]) -> str:
+    """results.md: one table per op, workloads x engines, GB/s and ratio vs best peer."""
+    entries = results["summary"]
+    meta = results["meta"]
+    options = meta["options"]
+    engines = list(dict.fromkeys(e["engine"] for e in entries))
+    cells = {(e["workload"], e["op"], e["engine"]): e for e in entries}
+    lines = [
+        "# cuzarr benchmark results",
+        "",
+        f"Machine and date: {_machine_line(results)}.",
+        "",
+        f"Mode: {'quick' if options['quick'] else 'full'}, {meta.get('rounds')} rounds per "
+        "measurement after one warm-up; every engine in its own process, rounds interleaved, "
+        "every result checked bit-for-bit against the reference data.",
+        "",
+        "Cells: GB/s of the best round (uncompressed bytes), and in brackets the engine's best "
+        "time / the fastest peer's best time (below 1.00x is faster; peers are every engine "
+        "except cuzarr's). n/a: the engine cannot run here (see notes).",
+    ]
+    for op in dict.fromkeys(e["op"] for e in entries):
+        lines += ["", f"## {op}", ""]
+        lines.append("| workload | " + " | ".join(engines) + " |")
+        lines.append("|---|" + "---|" * len(engines))
+        for workload in dict.fromkeys(e["workload"] for e in entries if e["op"] == op):
+            info = results["workloads"][workload]
+            head = (
+                f"**{workload}**: {info['description']} ({info['compression_ratio']:.2f}x); "
+                f"{op_description(info, op)}"
+            )
+            row = [_cell(cells.get((workload, op, name))) for name in engines]
+            lines.append(f"| {head} | " + " | ".join(row) + " |")
+    notes = _notes(entries)
+    if notes:
+        lines += ["", "## Notes", "", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def _notes(entries: list[dict[str, Any]]) -> list[str]:
+    """One line per distinct engine problem: unavailable engines once, errors each."""
+    notes: dict[str, None] = {}
+    for e in entries:
+        if e["status"] == "unavailable":
+            notes[f"- {e['engine']}: unavailable: {_short(e['error'])}"] = None
+        elif e["status"] != "ok":
+            notes[
+                f"- {e['workload']} / {e['op']} / {e['engine']}: {e['status']}: "
+                f"{_short(e['error'])}"
+            ] = None
+    return list(notes)

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -16,10 +17,15 @@ from typing import Any
 
 from bench.client import WorkerClient
 from bench.engines import ENGINES, get_engine, package_versions
-from bench.report import summarize, write_json
+from bench.plot import plot_results
+from bench.report import format_markdown, summarize, write_json
 from bench.workloads import all_workloads, get_workload, prepare
 
-OPS = ("read", "write")
+OPS = ("read", "patches", "write")
+DEFAULT_ROUNDS = 5
+QUICK_ROUNDS = 2
+# Engines that need a GPU; the others run everywhere.
+CPU_ENGINES = tuple(name for name, engine in ENGINES.items() if not engine.gpu)
 
 
 @dataclass
@@ -27,7 +33,7 @@ class Options:
     """Everything a run depends on; stored verbatim in results.json."""
 
     quick: bool = False
-    rounds: int = 5
+    rounds: int | None = None  # None: DEFAULT_ROUNDS, or QUICK_ROUNDS with quick
     engines: Sequence[str] = tuple(ENGINES)
     workloads: Sequence[str] | None = None  # None: all
     ops: Sequence[str] = OPS
@@ -42,24 +48,79 @@ class Options:
             get_workload(name, self.quick)
         return names
 
+    @property
+    def n_rounds(self) -> int:
+        if self.rounds is not None:
+            return self.rounds
+        return QUICK_ROUNDS if self.quick else DEFAULT_ROUNDS
+
     def validate(self) -> None:
         for name in self.engines:
             get_engine(name)
         for op in self.ops:
             if op not in OPS:
                 raise ValueError(f"unknown op {op!r}; choose from {', '.join(OPS)}")
-        if self.rounds < 1:
+        if self.n_rounds < 1:
             raise ValueError("rounds must be at least 1")
         self.resolved_workloads()
 
 
-def log(options: Options, message: str) -> None:
-    if options.progress:
-        print(message, file=sys.stderr, flush=True)
+class Progress:
+    """A progress bar on stderr (tqdm) over every planned measurement, warm-ups included.
+
+    Timings go to results.json; the bar only says where the run is. Failures are
+    printed above the bar as they happen.
+    """
+
+    def __init__(self, options: Options, total: int) -> None:
+        self.enabled = options.progress
+        self.bar: Any = None
+        self.unavailable: set[str] = set()
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="run", file=sys.stderr, dynamic_ncols=True)
+
+    def note(self, message: str) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+
+    def step(self, record: dict[str, Any], rounds: int) -> None:
+        if self.bar is None:
+            return
+        self.bar.set_description(f"{record['workload']} {record['op']} {record['engine']}")
+        self.bar.update(1)
+        if record["status"] == "unavailable":
+            if record["engine"] not in self.unavailable:
+                self.unavailable.add(record["engine"])
+                self.note(f"{record['engine']} unavailable: {record.get('error')}")
+        elif record["status"] != "ok":
+            self.note(progress_line(record, rounds))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def gpu_name() -> str | None:
+    """The GPU's name from nvidia-smi, without importing CUDA in the runner process."""
+    try:
+        result = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    return ", ".join(names) or None
 
 
 def machine_info() -> dict[str, Any]:
     return {
+        "gpu": gpu_name(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),
@@ -84,29 +145,35 @@ def run(options: Options) -> dict[str, Any]:
     clients = {name: WorkerClient(get_engine(name), log_dir) for name in options.engines}
     measurements: list[dict[str, Any]] = []
     workloads: dict[str, Any] = {}
+    names = options.resolved_workloads()
+    total = len(names) * len(options.ops) * len(clients) * (options.n_rounds + 1)
+    progress = Progress(options, total)
     try:
-        for wname in options.resolved_workloads():
+        for wname in names:
             workload = get_workload(wname, options.quick)
-            log(options, f"preparing {wname}: {workload.describe()}")
+            progress.note(f"preparing {wname}: {workload.describe()}")
             workloads[wname] = prepare(data_root, workload)
             base = {"workload": wname, "quick": options.quick}
             base |= {"data": str(data_root), "scratch": str(scratch)}
             for op in options.ops:
-                warm_records, warm_errors = warm_up(clients, base, op, options)
+                workloads[wname].setdefault("op_nbytes", {})[op] = workload.op_nbytes(op)
+                warm_records, warm_errors = warm_up(clients, base, op, options, progress)
                 measurements += warm_records
-                measurements += measure(clients, base, op, warm_errors, options)
+                measurements += measure(clients, base, op, warm_errors, options, progress)
     finally:
+        progress.close()
         for client in clients.values():
             client.stop()
         shutil.rmtree(scratch, ignore_errors=True)
         if own_data:
             shutil.rmtree(data_root, ignore_errors=True)
         if not options.out:
-            keep_logs_if_failed(log_dir, measurements, options)
+            keep_logs_if_failed(log_dir, measurements)
     results = {
         "meta": {
             "machine": machine_info(),
             "options": asdict(options),
+            "rounds": options.n_rounds,
             "engines": engine_info(clients),
             "data_dir": None if own_data else str(data_root),
             "elapsed_s": round(time.perf_counter() - started, 1),
@@ -116,22 +183,32 @@ def run(options: Options) -> dict[str, Any]:
     }
     results["summary"] = summarize(results)
     if options.out:
-        write_json(results, Path(options.out))
+        write_outputs(results, Path(options.out))
     return results
 
 
-def keep_logs_if_failed(
-    log_dir: Path, measurements: list[dict[str, Any]], options: Options
-) -> None:
+def write_outputs(results: dict[str, Any], out_dir: Path) -> None:
+    """results.json, results.md and results.png (the plot is skipped, and said so in
+    results.md, only where matplotlib is missing)."""
+    write_json(results, out_dir)
+    (out_dir / "results.md").write_text(format_markdown(results))
+    plot_results(results, out_dir / "results.png")
+
+
+def keep_logs_if_failed(log_dir: Path, measurements: list[dict[str, Any]]) -> None:
     """Worker logs live in a temp dir without --out: keep it only when something failed."""
-    if all(m["status"] == "ok" for m in measurements):
+    if all(m["status"] in ("ok", "unavailable") for m in measurements):
         shutil.rmtree(log_dir, ignore_errors=True)
     else:
-        log(options, f"worker logs kept in {log_dir}")
+        print(f"worker logs kept in {log_dir}", file=sys.stderr)
 
 
 def warm_up(
-    clients: dict[str, WorkerClient], base: dict[str, Any], op: str, options: Options
+    clients: dict[str, WorkerClient],
+    base: dict[str, Any],
+    op: str,
+    options: Options,
+    progress: Progress,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """One full, verified, untimed-for-stats op per engine before the rounds.
 
@@ -145,7 +222,7 @@ def warm_up(
         reply = client.request({"cmd": op, **base}, options.timeout)
         record = {"workload": base["workload"], "op": op, "engine": name, "round": 0}
         records.append(record | reply | {"warmup": True})
-        log(options, progress_line(records[-1], options.rounds))
+        progress.step(records[-1], options.n_rounds)
         if reply["status"] != "ok":
             prefix = "" if client.unavailable else "in warm-up: "
             errors[name] = {"status": reply["status"], "error": prefix + str(reply.get("error"))}
@@ -158,6 +235,7 @@ def measure(
     op: str,
     warm_errors: dict[str, dict[str, Any]],
     options: Options,
+    progress: Progress,
 ) -> list[dict[str, Any]]:
     """All rounds of one (workload, op); each round visits every engine once.
 
@@ -165,7 +243,7 @@ def measure(
     same neighbour (page-cache writeback, CPU frequency).
     """
     names = list(clients)
-    rounds = options.rounds
+    rounds = options.n_rounds
     records = []
     for r in range(rounds):
         shift = r % len(names)
@@ -176,8 +254,7 @@ def measure(
                 reply = clients[name].request({"cmd": op, **base}, options.timeout)
             record = {"workload": base["workload"], "op": op, "engine": name, "round": r + 1}
             records.append(record | reply)
-            if name not in warm_errors:
-                log(options, progress_line(records[-1], rounds))
+            progress.step(records[-1], rounds)
     return records
 
 

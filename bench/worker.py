@@ -2,10 +2,11 @@
 
 Protocol: JSON lines. The worker first writes a handshake (`ready` true or false), then
 answers each request line with one reply line. Requests look like
-``{"cmd": "read"|"write"|"quit", "workload": NAME, "quick": BOOL, "data": DIR,
+``{"cmd": "read"|"patches"|"write"|"quit", "workload": NAME, "quick": BOOL, "data": DIR,
 "scratch": DIR}``; replies carry ``status`` ("ok", "FAILED" for wrong data, "error")
-and ``seconds``. The protocol uses a private copy of stdout, and fd 1 is pointed at
-stderr, so stray prints from an engine cannot corrupt it.
+with ``seconds`` and ``nbytes`` (the bytes the op moved). The protocol uses a private
+copy of stdout, and fd 1 is pointed at stderr, so stray prints from an engine cannot
+corrupt it.
 """
 
 from __future__ import annotations
@@ -29,61 +30,164 @@ import zarr
 from bench.engines import Engine, activate, get_engine
 from bench.workloads import DEFAULT_PIPELINE, Workload, array_path, get_workload, ref_path
 
+# zarr's own pipeline on host buffers: the judge of what every engine wrote.
+CPU_DEFAULT = {
+    "codec_pipeline.path": DEFAULT_PIPELINE,
+    "buffer": "zarr.buffer.cpu.Buffer",
+    "ndbuffer": "zarr.buffer.cpu.NDBuffer",
+}
+
 
 class WrongData(Exception):
     """The engine returned or stored data that differs from the reference."""
 
 
-class Worker:
-    """Holds the active engine and the current workload's reference data."""
+class ZarrAccess:
+    """Reads and writes through zarr-python with the engine's codec pipeline."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
         self.pipeline_cls, self.skipped_plugins = activate(engine)
-        self._ref_key: tuple[str, str] | None = None
-        self._ref: np.ndarray | None = None
+        self.gpu = engine.gpu
 
-    def reference(self, workload: Workload, data_root: Path) -> np.ndarray:
-        """Reference data, loaded fully into memory so page faults stay out of timings."""
-        key = (workload.name, str(data_root))
-        if self._ref is None or self._ref_key != key:
-            self._ref = None
-            gc.collect()
-            self._ref = np.load(ref_path(data_root, workload))
-            self._ref_key = key
-        return self._ref
-
-    def check_pipeline(self, arr: zarr.Array) -> None:
+    def _check_pipeline(self, arr: zarr.Array) -> None:
         """Guard against zarr silently building a different pipeline than configured."""
         pipeline = arr.async_array.codec_pipeline
+        assert self.pipeline_cls is not None
         if not isinstance(pipeline, self.pipeline_cls):
             raise RuntimeError(
                 f"array uses {type(pipeline).__name__}, expected {self.pipeline_cls.__name__}"
             )
 
+    def open(self, path: Path) -> Any:
+        arr = zarr.open_array(store=str(path), mode="r")
+        self._check_pipeline(arr)
+        return arr
+
+    def read(self, handle: Any, selection: Any) -> Any:
+        return handle[selection]
+
+    def create(self, workload: Workload, path: Path) -> Any:
+        arr = workload.create(path)
+        self._check_pipeline(arr)
+        return arr
+
+    def write(self, handle: Any, value: Any) -> None:
+        handle[...] = value
+
+
+class TensorstoreAccess:
+    """tensorstore's own zarr drivers: an independent reader and writer, no zarr-python."""
+
+    gpu = False
+
+    def __init__(self, engine: Engine) -> None:
+        self.skipped_plugins = activate(engine)[1]
+        import tensorstore
+
+        self.ts = tensorstore
+
+    def open(self, path: Path) -> Any:
+        spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
+        return self.ts.open(spec, open=True, read=True, write=True).result()
+
+    def read(self, handle: Any, selection: Any) -> Any:
+        return handle[selection].read().result()
+
+    def create(self, workload: Workload, path: Path) -> Any:
+        """Metadata by zarr (the same array every engine writes), data by tensorstore."""
+        with zarr.config.set({"codec_pipeline.path": DEFAULT_PIPELINE}):
+            workload.create(path)
+        return self.open(path)
+
+    def write(self, handle: Any, value: Any) -> None:
+        handle.write(value).result()
+
+
+class Worker:
+    """Holds the engine's access path and the current workload's reference data."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.access: ZarrAccess | TensorstoreAccess = (
+            TensorstoreAccess(engine) if engine.pipeline_path is None else ZarrAccess(engine)
+        )
+        self._ref_key: tuple[str, str] | None = None
+        self._ref: np.ndarray | None = None
+        self._ref_device: Any = None
+
+    @property
+    def pipeline_cls(self) -> type | None:
+        return getattr(self.access, "pipeline_cls", None)
+
+    def reference(self, workload: Workload, data_root: Path) -> np.ndarray:
+        """Reference data, loaded fully into memory so page faults stay out of timings."""
+        key = (workload.name, str(data_root))
+        if self._ref is None or self._ref_key != key:
+            self._ref = self._ref_device = None
+            gc.collect()
+            self._ref = np.load(ref_path(data_root, workload))
+            self._ref_key = key
+        return self._ref
+
+    def value(self, workload: Workload, data_root: Path) -> Any:
+        """The array a write stores: on the GPU for gpu engines, uploaded once."""
+        ref = self.reference(workload, data_root)
+        if not self.engine.gpu:
+            return ref
+        if self._ref_device is None:
+            import cupy
+
+            self._ref_device = cupy.asarray(ref)
+        return self._ref_device
+
+    def _sync(self) -> None:
+        """Timings of gpu engines end when the device is done, not when work is queued."""
+        if self.engine.gpu:
+            import cupy
+
+            cupy.cuda.Device().synchronize()
+
     def read(self, workload: Workload, data_root: Path) -> float:
         ref = self.reference(workload, data_root)
-        arr = zarr.open_array(store=str(array_path(data_root, workload)), mode="r")
-        self.check_pipeline(arr)
+        handle = self.access.open(array_path(data_root, workload))
+        self._sync()
         start = time.perf_counter()
-        out = arr[...]
+        out = self.access.read(handle, ...)
+        self._sync()
         seconds = time.perf_counter() - start
-        if not same_bits(np.asarray(out), ref):
+        if not same_bits(to_host(out), ref):
             raise WrongData("read result differs from reference data")
+        return seconds
+
+    def patches(self, workload: Workload, data_root: Path) -> float:
+        """Random patches, one selection at a time, as a training loader reads samples."""
+        ref = self.reference(workload, data_root)
+        handle = self.access.open(array_path(data_root, workload))
+        selections = workload.patch_selections()
+        self._sync()
+        start = time.perf_counter()
+        outs = [self.access.read(handle, sel) for sel in selections]
+        self._sync()
+        seconds = time.perf_counter() - start
+        for i, (sel, out) in enumerate(zip(selections, outs, strict=True)):
+            if not same_bits(to_host(out), ref[sel]):
+                raise WrongData(f"patch {i} at {sel} differs from reference data")
         return seconds
 
     def write(self, workload: Workload, data_root: Path, scratch: Path) -> float:
         ref = self.reference(workload, data_root)
+        value = self.value(workload, data_root)
         path = scratch / f"{self.engine.name}-{uuid.uuid4().hex}.zarr"
         try:
-            arr = workload.create(path)
-            self.check_pipeline(arr)
+            handle = self.access.create(workload, path)
+            self._sync()
             start = time.perf_counter()
-            arr[...] = ref
+            self.access.write(handle, value)
+            self._sync()
             seconds = time.perf_counter() - start
-            with zarr.config.set({"codec_pipeline.path": DEFAULT_PIPELINE}):
-                back = zarr.open_array(store=str(path), mode="r")[...]
-            if not same_bits(np.asarray(back), ref):
+            with zarr.config.set(CPU_DEFAULT):
+                got = zarr.open_array(store=str(path), mode="r")[...]
+            if not same_bits(to_host(got), ref):
                 raise WrongData("data read back with zarr's default pipeline differs")
             return seconds
         finally:
@@ -97,10 +201,14 @@ class Worker:
             data_root = Path(request["data"])
             scratch = Path(request["scratch"])
             if cmd == "read":
-                return {"status": "ok", "seconds": self.read(workload, data_root)}
-            if cmd == "write":
-                return {"status": "ok", "seconds": self.write(workload, data_root, scratch)}
-            return {"status": "error", "error": f"unknown command {cmd!r}"}
+                seconds = self.read(workload, data_root)
+            elif cmd == "patches":
+                seconds = self.patches(workload, data_root)
+            elif cmd == "write":
+                seconds = self.write(workload, data_root, scratch)
+            else:
+                return {"status": "error", "error": f"unknown command {cmd!r}"}
+            return {"status": "ok", "seconds": seconds, "nbytes": workload.op_nbytes(cmd)}
         except WrongData as exc:
             return {"status": "FAILED", "error": str(exc)}
         except Exception as exc:
@@ -108,6 +216,13 @@ class Worker:
             return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
         finally:
             gc.collect()
+
+
+def to_host(array: Any) -> np.ndarray:
+    """A numpy view or copy of a numpy, cupy or tensorstore result (outside timings)."""
+    if hasattr(array, "get") and not isinstance(array, np.ndarray):
+        return array.get()
+    return np.asarray(array)
 
 
 def same_bits(actual: np.ndarray, expected: np.ndarray) -> bool:
@@ -146,9 +261,9 @@ def serve(engine_name: str) -> int:
         channel,
         {
             "ready": True,
-            "pipeline": f"{cls.__module__}.{cls.__qualname__}",
+            "pipeline": f"{cls.__module__}.{cls.__qualname__}" if cls else engine.name,
             "modules": module_versions(engine),
-            "skipped_plugins": worker.skipped_plugins,
+            "skipped_plugins": worker.access.skipped_plugins,
             "pid": os.getpid(),
         },
     )

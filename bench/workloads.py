@@ -15,29 +15,38 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 
 DEFAULT_PIPELINE = "zarr.core.codec_pipeline.BatchedCodecPipeline"
 # Bump when data generation or layouts change, so cached --data dirs are rebuilt.
-DATA_VERSION = 1
+DATA_VERSION = 2
 MiB = 1 << 20
 
 FULL_FIELD = (8192, 8192)  # float32: 256 MiB
-QUICK_FIELD = (4096, 4096)  # float32: 64 MiB, enough chunks to keep 2 cores busy
+QUICK_FIELD = (2048, 4096)  # float32: 32 MiB, quick yet enough chunks for 2 cores
 SMALL_IMAGE = (2048, 2048)  # uint16: 8 MiB, same in quick mode (chunk count is the point)
+COMPRESSORS = (
+    "zstd", "gzip", "blosc-lz4-shuffle", "blosc-zstd-bitshuffle", "none",
+)
 
 
 @dataclass(frozen=True)
 class Workload:
-    """One array layout; `chunks` is the inner chunk shape when `shards` is set."""
+    """One array layout; `chunks` is the inner chunk shape when `shards` is set.
+
+    `patch` is the shape of the random patches the `patches` op reads, one selection
+    at a time, as a training loader draws samples.
+    """
 
     name: str
     dtype: str
     shape: tuple[int, ...]
     chunks: tuple[int, ...]
     shards: tuple[int, ...] | None
-    compressor: str  # "zstd" or "blosc-lz4-shuffle"
+    compressor: str  # one of COMPRESSORS
     data_kind: str  # "field" (smooth float + noise) or "image" (12-bit-ish uint16)
+    patch: tuple[int, ...] = (256, 256)
+    patch_count: int = 64
 
     @property
     def nbytes(self) -> int:
@@ -50,6 +59,26 @@ class Workload:
     def chunk_bytes(self) -> int:
         return int(np.prod(self.chunks)) * np.dtype(self.dtype).itemsize
 
+    def patch_nbytes(self) -> int:
+        """Bytes the whole `patches` op returns."""
+        return int(np.prod(self.patch)) * np.dtype(self.dtype).itemsize * self.patch_count
+
+    def patch_origins(self) -> np.ndarray:
+        """Deterministic patch corners, uniform over the array, not aligned to chunks."""
+        rng = np.random.default_rng(7)
+        highs = [s - p + 1 for s, p in zip(self.shape, self.patch, strict=True)]
+        return np.stack([rng.integers(0, h, self.patch_count) for h in highs], axis=1)
+
+    def patch_selections(self) -> list[tuple[slice, ...]]:
+        return [
+            tuple(slice(int(o), int(o) + p) for o, p in zip(origin, self.patch, strict=True))
+            for origin in self.patch_origins()
+        ]
+
+    def op_nbytes(self, op: str) -> int:
+        """Bytes moved by one run of `op`, the numerator of its throughput."""
+        return self.patch_nbytes() if op == "patches" else self.nbytes
+
     def describe(self) -> str:
         """One-line human summary used in table headers."""
         text = (
@@ -61,22 +90,30 @@ class Workload:
             text += f" in shards of {_fmt_bytes(shard_bytes)}"
         return f"{text}, {self.compressor}"
 
+    def compressors(self) -> list[Any]:
+        """zarr v3 codecs for the compressor name."""
+        match self.compressor:
+            case "zstd":
+                return [ZstdCodec(level=0)]
+            case "gzip":
+                return [GzipCodec(level=1)]
+            case "blosc-lz4-shuffle":
+                return [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
+            case "blosc-zstd-bitshuffle":
+                return [BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")]
+            case "none":
+                return []
+        raise ValueError(f"unknown compressor {self.compressor!r}")
+
     def create(self, path: Path | str) -> zarr.Array:
         """Create an empty array; the current zarr config picks its codec pipeline."""
-        compressor: Any
-        if self.compressor == "zstd":
-            compressor = ZstdCodec(level=0)
-        elif self.compressor == "blosc-lz4-shuffle":
-            compressor = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
-        else:
-            raise ValueError(f"unknown compressor {self.compressor!r}")
         return zarr.create_array(
             store=str(path),
             shape=self.shape,
             dtype=self.dtype,
             chunks=self.chunks,
             shards=self.shards,
-            compressors=[compressor],
+            compressors=self.compressors(),
             fill_value=0,
             overwrite=True,
         )
@@ -90,15 +127,25 @@ def _fmt_bytes(n: int) -> str:
 
 
 def all_workloads(quick: bool) -> dict[str, Workload]:
-    """The issue's four workloads, keyed by name, in run order."""
+    """Every workload, keyed by name, in run order: codecs x layouts x chunk sizes.
+
+    Chunk sizes run from 2 KiB to 16 MiB; float32 fields are 256 MiB (32 MiB quick).
+    """
     field = QUICK_FIELD if quick else FULL_FIELD
+    f32 = ("float32", field)
     workloads = [
-        Workload("zstd-4MiB", "float32", field, (1024, 1024), None, "zstd", "field"),
-        Workload("sharded-zstd-1MiB", "float32", field, (512, 512), (2048, 2048), "zstd", "field"),
-        Workload("small-2KiB", "uint16", SMALL_IMAGE, (32, 32), None, "zstd", "image"),
-        Workload(
-            "blosc-lz4-shuffle", "float32", field, (1024, 1024), None, "blosc-lz4-shuffle", "field"
-        ),
+        Workload("zstd-4MiB", *f32, (1024, 1024), None, "zstd", "field"),
+        Workload("sharded-zstd-1MiB", *f32, (512, 512), (2048, 2048), "zstd", "field"),
+        Workload("small-2KiB", "uint16", SMALL_IMAGE, (32, 32), None, "zstd", "image",
+                 patch=(64, 64)),
+        Workload("blosc-lz4-shuffle", *f32, (1024, 1024), None, "blosc-lz4-shuffle", "field"),
+        Workload("blosc-zstd-bitshuffle", *f32, (1024, 1024), None, "blosc-zstd-bitshuffle",
+                 "field"),
+        Workload("gzip-1MiB", *f32, (512, 512), None, "gzip", "field"),
+        Workload("zstd-64KiB", *f32, (128, 128), None, "zstd", "field"),
+        Workload("sharded-blosc-64KiB", *f32, (128, 128), (2048, 2048), "blosc-lz4-shuffle",
+                 "field"),
+        Workload("raw-16MiB", *f32, (2048, 2048), None, "none", "field"),
     ]
     return {w.name: w for w in workloads}
 
@@ -107,7 +154,9 @@ def get_workload(name: str, quick: bool) -> Workload:
     try:
         return all_workloads(quick)[name]
     except KeyError:
-        raise ValueError(f"unknown workload {name!r}") from None
+        raise ValueError(
+            f"unknown workload {name!r}; choose from {', '.join(all_workloads(quick))}"
+        ) from None
 
 
 @cache
