@@ -33,6 +33,7 @@ __all__ = [
 
 
 #: frames decoding to at least this many bytes are decoded in place, one call each
+_BYTES_PER_C_THREAD = 128 << 10
 _DIRECT_DECODE_BYTES = 1 << 18
 
 
@@ -79,6 +80,15 @@ class BytesStage(ABC):
         return _gather(out, len(batch), pack=pack)
 
 
+def _c_threads(batch: ByteBatch, threads: int) -> int:
+    """Threads for zstandard's multi-frame call: it starts its own threads on every call
+    (~150 us on this class of machine), which costs more than a small batch saves, so
+    each thread gets at least _BYTES_PER_C_THREAD of compressed input; 0 = the caller's."""
+    useful = int(batch.sizes.sum()) // _BYTES_PER_C_THREAD
+    use = min(threads, len(batch), useful)
+    return use if use > 1 else 0
+
+
 def _check_sizes(name: str, batch: ByteBatch, expected: int | None) -> None:
     if expected is None:
         return
@@ -110,7 +120,7 @@ class ZstdStage(BytesStage):
             sizes = np.full(n, expected, dtype="<u8").tobytes()
         try:
             result = zstandard.ZstdDecompressor().multi_decompress_to_buffer(
-                frames, decompressed_sizes=sizes, threads=min(threads, n)
+                frames, decompressed_sizes=sizes, threads=_c_threads(batch, threads)
             )
         except zstandard.ZstdError:
             return self._decode_each(batch, expected, threads)
