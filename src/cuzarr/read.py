@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -53,14 +53,17 @@ async def read_plain(
     per_chunk = math.prod(entries[0][1].shape) * out.dtype.itemsize
     present_all = np.zeros(len(entries), dtype=bool)
 
-    def finish(host: ByteBatch, present: np.ndarray, lo: int, hi: int, threads: int) -> None:
+    def finish(host: ByteBatch, present: np.ndarray, lo: int, hi: int, threads: int,
+               used: Chain = chain, chunk_sels: list[Any] | None = None) -> None:
+        """Decode, then scatter; a windowed read passes its own chain and chunk selections."""
         present_all[lo:hi] = present
         rows = np.full(hi - lo, -1, dtype=np.int64)
         idx = np.flatnonzero(present)
         rows[idx] = np.arange(idx.size)
-        decoded = decode_chain(chain, host, device, threads, [keys[lo + i] for i in idx])
+        decoded = decode_chain(used, host, device, threads, [keys[lo + i] for i in idx])
         decoded = device.for_output(decoded, out)
-        chunk_sels = [e[2] for e in entries[lo:hi]]
+        if chunk_sels is None:
+            chunk_sels = [e[2] for e in entries[lo:hi]]
         out_sels = [e[3] for e in entries[lo:hi]]
         if not device.scatter(out, decoded, rows, chunk_sels, out_sels, drop_axes,
                               chain.fill_value):
@@ -70,8 +73,12 @@ async def read_plain(
     reader = HostReader(store, opts.threads)
     if reader.blocking:
         direct = device.local_reader(store) if isinstance(chain, FixedChain) else None
+        windows = reader.root is not None and device.name == "cpu" and _raw_c_order(chain)
 
         def tile(lo: int, hi: int, threads: int) -> None:
+            if windows and _read_row_windows(chain, store, entries, keys, lo, hi, threads,
+                                             finish):
+                return
             if direct is not None:
                 host, present = direct.whole(keys[lo:hi])
             else:
@@ -86,6 +93,54 @@ async def read_plain(
         host, present = await reader.whole(keys[lo:hi])
         await asyncio.to_thread(finish, host, present, lo, hi, opts.threads)
     return present_all
+
+
+def _raw_c_order(chain: Chain) -> bool:
+    """Uncompressed chunks stored in C order: any run of leading-axis rows is one byte range."""
+    if not isinstance(chain, FixedChain) or chain.stages:
+        return False
+    layout = chain.layout
+    return len(layout.shape) > 0 and layout.to_logical == tuple(range(len(layout.shape)))
+
+
+#: read row windows only when they skip at least this share of each chunk
+_WINDOW_MAX_SHARE = 0.5
+
+
+def _read_row_windows(
+    chain: FixedChain, store: Any, entries: list[Any], keys: list[str], lo: int, hi: int,
+    threads: int, finish: Any,
+) -> bool:
+    """Partial reads of uncompressed chunks: only the leading-axis rows the selections touch.
+
+    Every chunk of the tile reads a window of the same row count (the largest any selection
+    needs, so the batch stays one (n, rows, ...) array), and its selection is shifted into the
+    window. Returns False, reading nothing, where windows would not save enough.
+    """
+    layout = chain.layout
+    rows_total = layout.shape[0]
+    bounds = [selection_bounds(tuple(e[2]), layout.shape) for e in entries[lo:hi]]
+    if any(b is None for b in bounds):
+        return False
+    firsts = np.array([b[0][0] for b in bounds], dtype=np.int64)  # type: ignore[index]
+    lasts = np.array([b[0][1] for b in bounds], dtype=np.int64)  # type: ignore[index]
+    length = int((lasts - firsts).max())
+    if length > rows_total * _WINDOW_MAX_SHARE:
+        return False
+    starts = np.minimum(firsts, rows_total - length)
+    row_bytes = layout.nbytes // rows_total
+    window = (length, *layout.shape[1:])
+    host, present = HostReader(store, threads).windows_sync(
+        keys[lo:hi], starts * row_bytes, length * row_bytes, layout.nbytes
+    )
+    zeros = (0,) * (len(window) - 1)
+    shifted = [
+        shift_selection(tuple(e[2]), (int(start), *zeros), layout.shape, window)
+        for e, start in zip(entries[lo:hi], starts, strict=True)
+    ]
+    windowed = replace(chain, layout=replace(layout, shape=window, stored_shape=window))
+    finish(host, present, lo, hi, threads, windowed, shifted)
+    return True
 
 
 def _too_big(keys: list[str], what: str, device: Any) -> Any:

@@ -126,6 +126,49 @@ class HostReader:
                 os.close(int(fd))
         return ByteBatch(slab, offsets, item_sizes), present
 
+    def windows_sync(
+        self, keys: list[str], starts: np.ndarray, length: int, whole: int
+    ) -> tuple[ByteBatch, np.ndarray]:
+        """Read bytes [starts[i], starts[i] + length) of each LocalStore key, whose size must
+        be `whole` (an uncompressed chunk). Returns the present keys' windows, one fixed-size
+        slab, and a presence mask."""
+        if self.root is None:
+            raise TypeError("window reads need a LocalStore")
+        n = len(keys)
+        fds = np.full(n, -1, dtype=np.int64)
+        root = self.root
+
+        def open_all(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                try:
+                    fd = os.open(os.path.join(root, keys[i]), os.O_RDONLY)
+                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                    continue
+                fds[i] = fd
+                size = os.fstat(fd).st_size
+                if size != whole:
+                    raise ChunkDecodeError(keys[i], f"stored {size} bytes, expected {whole}")
+
+        try:
+            map_ranges(open_all, n, self.threads, min_items=16)
+            idx = np.flatnonzero(fds >= 0)
+            slab = np.empty(len(idx) * length, dtype=np.uint8)
+            view = memoryview(slab)
+
+            def read_all(lo: int, hi: int) -> None:
+                for j in range(lo, hi):
+                    i = int(idx[j])
+                    got = _pread_into(int(fds[i]), view[j * length : (j + 1) * length],
+                                      int(starts[i]))
+                    if got != length:
+                        raise ChunkDecodeError(keys[i], "the file shrank while it was read")
+
+            map_ranges(read_all, len(idx), self.threads, min_items=8)
+        finally:
+            for fd in fds[fds >= 0]:
+                os.close(int(fd))
+        return ByteBatch.fixed(slab, len(idx), length), fds >= 0
+
     # -- shard indexes ---------------------------------------------------------------
 
     async def index(self, keys: list[str], nbytes: int, at_start: bool) -> IndexRead:
