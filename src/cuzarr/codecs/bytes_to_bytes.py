@@ -33,7 +33,8 @@ __all__ = [
 
 
 #: frames decoding to at least this many bytes are decoded in place, one call each
-_BYTES_PER_C_THREAD = 128 << 10
+#: compressed bytes worth a hop to another pool thread when decoding small zstd frames
+_BYTES_PER_RANGE = 32 << 10
 _DIRECT_DECODE_BYTES = 1 << 18
 
 
@@ -80,15 +81,6 @@ class BytesStage(ABC):
         return _gather(out, len(batch), pack=pack)
 
 
-def _c_threads(batch: ByteBatch, threads: int) -> int:
-    """Threads for zstandard's multi-frame call: it starts its own threads on every call
-    (~150 us on this class of machine), which costs more than a small batch saves, so
-    each thread gets at least _BYTES_PER_C_THREAD of compressed input; 0 = the caller's."""
-    useful = int(batch.sizes.sum()) // _BYTES_PER_C_THREAD
-    use = min(threads, len(batch), useful)
-    return use if use > 1 else 0
-
-
 def _check_sizes(name: str, batch: ByteBatch, expected: int | None) -> None:
     if expected is None:
         return
@@ -110,29 +102,43 @@ class ZstdStage(BytesStage):
         n = len(batch)
         if n == 0:
             return batch
-        slab = np.ascontiguousarray(batch.slab)
-        segments = np.stack([batch.offsets, batch.sizes], axis=1).astype("<u8")
-        frames = zstandard.BufferWithSegments(slab, segments.tobytes())
         if expected is not None and expected >= _DIRECT_DECODE_BYTES:
             return self._decode_into_rows(batch, expected, threads)
-        sizes = None
-        if expected is not None:
-            sizes = np.full(n, expected, dtype="<u8").tobytes()
-        try:
-            result = zstandard.ZstdDecompressor().multi_decompress_to_buffer(
-                frames, decompressed_sizes=sizes, threads=_c_threads(batch, threads)
-            )
-        except zstandard.ZstdError:
+        slab = np.ascontiguousarray(batch.slab)
+        segments = np.stack([batch.offsets, batch.sizes], axis=1).astype("<u8")
+        parts: list[Any] = [None] * n
+        failed: list[int] = []
+
+        def work(lo: int, hi: int) -> None:
+            """One multi-frame C call per range: zstandard's own `threads` would start new
+            threads on every call (~150 us), ours are a standing pool."""
+            frames = zstandard.BufferWithSegments(slab, segments[lo:hi].tobytes())
+            sizes = None
+            if expected is not None:
+                sizes = np.full(hi - lo, expected, dtype="<u8").tobytes()
+            try:
+                result = zstandard.ZstdDecompressor().multi_decompress_to_buffer(
+                    frames, decompressed_sizes=sizes, threads=0
+                )
+            except zstandard.ZstdError:
+                failed.append(lo)
+                return
+            for i in range(lo, hi):
+                parts[i] = result[i - lo]
+
+        ranges = max(1, min(threads, int(batch.sizes.sum()) // _BYTES_PER_RANGE))
+        map_ranges(work, n, ranges)
+        if failed:
             return self._decode_each(batch, expected, threads)
         if expected is not None:
             out = np.empty(n * expected, dtype=np.uint8)
             for i in range(n):
-                part = result[i]
+                part = parts[i]
                 if len(part) != expected:
                     raise StageError(i, f"zstd: decoded {len(part)} bytes, expected {expected}")
                 out[i * expected : (i + 1) * expected] = np.frombuffer(part, dtype=np.uint8)
             return ByteBatch.fixed(out, n, expected)
-        return ByteBatch.from_buffers([result[i] for i in range(n)])
+        return ByteBatch.from_buffers(parts)
 
     def _decode_into_rows(self, batch: ByteBatch, expected: int, threads: int) -> ByteBatch:
         """Large frames: decompress each straight into its row of the output slab."""
