@@ -41,6 +41,10 @@ def decode_chain(chain: Chain, batch: ByteBatch, device: Any, threads: int, keys
 
 #: decoded bytes per tile on a blocking store (IO, decode and scatter overlap across tiles)
 TILE_BYTES = 8 << 20
+#: reads decoding at most this much run on the calling (event loop) thread: the hop to a
+#: worker thread costs ~0.15 ms, a tenth of a 256x256 patch read, and work this small
+#: blocks the loop for well under a millisecond
+INLINE_BYTES = 1 << 20
 
 
 async def read_plain(
@@ -87,7 +91,10 @@ async def read_plain(
 
         per_tile = min(opts.wave_bytes, TILE_BYTES) // max(1, per_chunk)
         tile = split_on(device.out_of_memory, tile, _too_big(keys, "chunk", device))
-        await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
+        if len(entries) * per_chunk <= INLINE_BYTES:
+            run_tiles(tile, len(entries), per_tile, opts.threads)
+        else:
+            await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
         return present_all
     for lo, hi in waves(len(entries), per_chunk, opts.wave_bytes):
         host, present = await reader.whole(keys[lo:hi])
