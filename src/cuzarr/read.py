@@ -150,6 +150,21 @@ def _read_row_windows(
     return True
 
 
+def _small_shard_read(chain: ShardChain, entries: list[Any], out: Any) -> bool:
+    """True when the inner chunks a shard read touches decode to at most INLINE_BYTES."""
+    if out.nbytes > INLINE_BYTES or len(entries) > 16:
+        return False
+    inner_nbytes = math.prod(chain.inner_shape) * out.dtype.itemsize
+    total = 0
+    for entry in entries:
+        bounds = selection_bounds(tuple(entry[2]), chain.shard_shape)
+        if bounds is None:
+            continue
+        first, stop = aligned_region(bounds, chain.inner_shape)
+        total += math.prod(b - a for a, b in zip(first, stop, strict=True)) * inner_nbytes
+    return total <= INLINE_BYTES
+
+
 def _too_big(keys: list[str], what: str, device: Any) -> Any:
     def error(index: int, cause: BaseException) -> BaseException:
         return DeviceMemoryError(
@@ -200,7 +215,10 @@ async def read_shards(
 
         tile = split_on(device.out_of_memory, tile, _too_big(keys, "shard", device))
         per_tile = min(opts.wave_bytes, TILE_BYTES) // max(1, shard_nbytes)
-        await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
+        if _small_shard_read(chain, entries, out):
+            run_tiles(tile, len(entries), per_tile, opts.threads)
+        else:
+            await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
         return present_all
     for lo, hi in waves(len(entries), shard_nbytes, opts.wave_bytes):
         present_all[lo:hi] = await job.run_async(reader, lo, hi)
