@@ -83,18 +83,20 @@ async def read_plain(
             if windows and _read_row_windows(chain, store, entries, keys, lo, hi, threads,
                                              finish):
                 return
-            if direct is not None:
-                host, present = direct.whole(keys[lo:hi])
-            else:
-                host, present = HostReader(store, threads).whole_sync(keys[lo:hi])
-            finish(host, present, lo, hi, threads)
+            with device.tile_scope():
+                if direct is not None:
+                    host, present = direct.whole(keys[lo:hi])
+                else:
+                    host, present = HostReader(store, threads).whole_sync(keys[lo:hi])
+                finish(host, present, lo, hi, threads)
 
-        per_tile = min(opts.wave_bytes, TILE_BYTES) // max(1, per_chunk)
+        per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, per_chunk)
         tile = split_on(device.out_of_memory, tile, _too_big(keys, "chunk", device))
+        args = (tile, len(entries), per_tile, opts.threads, device.tiles_in_flight)
         if len(entries) * per_chunk <= INLINE_BYTES:
-            run_tiles(tile, len(entries), per_tile, opts.threads)
+            run_tiles(*args)
         else:
-            await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
+            await asyncio.to_thread(run_tiles, *args)
         return present_all
     for lo, hi in waves(len(entries), per_chunk, opts.wave_bytes):
         host, present = await reader.whole(keys[lo:hi])
@@ -211,14 +213,16 @@ async def read_shards(
     reader = HostReader(store, opts.threads)
     if reader.blocking:
         def tile(lo: int, hi: int, threads: int) -> None:
-            present_all[lo:hi] = job.run_sync(HostReader(store, threads), lo, hi, threads)
+            with device.tile_scope():
+                present_all[lo:hi] = job.run_sync(HostReader(store, threads), lo, hi, threads)
 
         tile = split_on(device.out_of_memory, tile, _too_big(keys, "shard", device))
-        per_tile = min(opts.wave_bytes, TILE_BYTES) // max(1, shard_nbytes)
+        per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, shard_nbytes)
+        args = (tile, len(entries), per_tile, opts.threads, device.tiles_in_flight)
         if _small_shard_read(chain, entries, out):
-            run_tiles(tile, len(entries), per_tile, opts.threads)
+            run_tiles(*args)
         else:
-            await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
+            await asyncio.to_thread(run_tiles, *args)
         return present_all
     for lo, hi in waves(len(entries), shard_nbytes, opts.wave_bytes):
         present_all[lo:hi] = await job.run_async(reader, lo, hi)

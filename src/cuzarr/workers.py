@@ -72,26 +72,41 @@ def map_ranges(
 
 
 def run_tiles(
-    fn: Callable[[int, int, int], None], n: int, per_tile: int, threads: int
+    fn: Callable[[int, int, int], None], n: int, per_tile: int, threads: int,
+    in_flight: int | None = None,
 ) -> None:
     """Run `fn(lo, hi, inner_threads)` over tiles of `per_tile` items.
 
-    With several tiles, each tile runs on one pool thread (inner_threads=1) and
-    tiles overlap one another's IO, decode and copies: the phases of a batch,
-    pipelined tile by tile. One tile runs on the calling thread with every
-    thread for its phases. At most `threads` tiles are in flight, which bounds
-    memory to `threads * per_tile` items.
+    With several tiles, tiles overlap one another's IO, decode and copies: the phases
+    of a batch, pipelined tile by tile. At most `in_flight` tiles (default `threads`)
+    run at once, which bounds memory to `in_flight * per_tile` items; each gets
+    `threads // in_flight` threads for its own phases. One tile runs on the calling
+    thread with every thread.
     """
     if n <= 0:
         return
     per_tile = max(1, per_tile)
     bounds = [*range(0, n, per_tile), n]
-    if len(bounds) == 2 or threads == 1:
-        for lo, hi in itertools.pairwise(bounds):
+    tiles = list(itertools.pairwise(bounds))
+    limit = max(1, min(in_flight or threads, threads))
+    if len(tiles) == 1 or limit == 1:
+        for lo, hi in tiles:
             fn(lo, hi, threads)
         return
     pool = _get_pool(threads)
-    futures = [pool.submit(fn, lo, hi, 1) for lo, hi in itertools.pairwise(bounds)]
+    if limit == threads:
+        # the pool's size bounds the tiles in flight, and free threads take the next tile
+        futures = [pool.submit(fn, lo, hi, 1) for lo, hi in tiles]
+    else:
+        lanes = min(limit, len(tiles))
+        inner = max(1, threads // lanes)
+
+        def lane(k: int) -> None:
+            """Tiles k, k + lanes, ...: a lane holds one tile at a time."""
+            for lo, hi in tiles[k::lanes]:
+                fn(lo, hi, inner)
+
+        futures = [pool.submit(lane, k) for k in range(lanes)]
     errors = [f.exception() for f in futures]
     for error in errors:
         if error is not None:

@@ -77,7 +77,8 @@ def _cuda_device() -> Device:
         import kvikio
 
         _cuda = CudaDevice(cupy, backend, CupyLauncher(), kvikio=kvikio,
-                           out_of_memory=(cupy.cuda.memory.OutOfMemoryError,))
+                           out_of_memory=(cupy.cuda.memory.OutOfMemoryError,),
+                           new_stream=cupy.cuda.Stream)
     return _cuda
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from cuzarr.batch import ByteBatch
@@ -17,6 +18,15 @@ class Device(Protocol):
     xp: Any  # the array module: numpy or cupy
     #: allocation errors after which a tile is split in two and retried
     out_of_memory: tuple[type[BaseException], ...]
+    #: decoded bytes per tile of a read on a blocking store (capped by `wave_bytes`)
+    tile_bytes: int
+    #: tiles in flight at once (None: one per thread)
+    tiles_in_flight: int | None
+
+    def tile_scope(self) -> AbstractContextManager[None]:
+        """Where one tile's work runs (the cuda device: this thread's own stream, synchronized
+        on exit, so tiles overlap and results are complete when the tile ends)."""
+        ...
 
     def to_device(self, host: ByteBatch) -> ByteBatch:
         """Move a host slab (from the io phase) to this device, once per wave."""

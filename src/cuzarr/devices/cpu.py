@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,12 @@ class CpuDevice:
     name = "cpu"
     xp = np
     out_of_memory: tuple[type[BaseException], ...] = ()
+    #: ~8 MiB tiles keep every core busy: one tile's file reads overlap another's decode
+    tile_bytes = 8 << 20
+    tiles_in_flight: int | None = None
+
+    def tile_scope(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def to_device(self, host: ByteBatch) -> ByteBatch:
         return host

@@ -9,7 +9,10 @@ all run in CI, and only the real cupy/nvCOMP calls wait for a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -45,20 +48,48 @@ class DeviceBatch(ByteBatch):
 
 class CudaDevice:
     name = "cuda"
+    #: a tile is one batched nvCOMP call per stage: big tiles keep the GPU busy, and two in
+    #: flight let one tile's file reads overlap the other's decode on its own stream
+    tile_bytes = 256 << 20
+    tiles_in_flight: int | None = 2
 
     def __init__(self, xp: Any, backend: NvcompBackend, launcher: launch.Launcher,
                  kvikio: Any = None,
-                 out_of_memory: tuple[type[BaseException], ...] = ()) -> None:
+                 out_of_memory: tuple[type[BaseException], ...] = (),
+                 new_stream: Callable[[], Any] | None = None) -> None:
         """out_of_memory: the allocation errors after which a tile is split and retried
-        (cupy's OutOfMemoryError on a GPU)."""
+        (cupy's OutOfMemoryError on a GPU). new_stream: makes a stream (a context
+        manager that makes itself current, with `synchronize()`), one per thread that runs
+        tiles; None runs everything on the current stream. cupy's ordinary streams, not
+        non-blocking ones: they overlap one another but still order against the legacy
+        default stream, where zarr (on another thread) allocated and may have filled `out`."""
         self.xp = xp
         self.out_of_memory = out_of_memory
+        self.new_stream = new_stream
+        self._streams = threading.local()
         self.backend = backend
         self.launcher = launcher
         self.kvikio = kvikio
         self.host_fallbacks: dict[str, int] = {}
         #: bytes moved between host and device, by kind (h2d, d2h, d2h-output, fallback)
         self.transfers: dict[str, int] = {}
+
+    # -- tiles -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def tile_scope(self) -> Iterator[None]:
+        """Run a tile on this thread's own stream (kernels, nvCOMP calls and copies all
+        follow the current stream), then wait for it: tiles on other threads overlap with
+        this one, and everything a tile wrote into `out` is complete when it returns."""
+        if self.new_stream is None:
+            yield
+            return
+        stream = getattr(self._streams, "stream", None)
+        if stream is None:
+            stream = self._streams.stream = self.new_stream()
+        with stream:
+            yield
+        stream.synchronize()
 
     # -- moving slabs ------------------------------------------------------------------------
 
