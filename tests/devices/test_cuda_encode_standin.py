@@ -140,6 +140,13 @@ WRITES = {
     "v2-gzip": (2, {"compressors": numcodecs.GZip(level=5)}, "Deflate"),
     "v2-lz4": (2, {"compressors": numcodecs.LZ4()}, "LZ4"),
     "v3-numcodecs-lz4": (3, {"compressors": zarr.codecs.numcodecs.LZ4()}, "LZ4"),
+    "blosc-lz4-shuffle": (3, {"compressors": zarr.codecs.BloscCodec(cname="lz4")}, "LZ4"),
+    "blosc-zstd-bitshuffle": (
+        3, {"compressors": zarr.codecs.BloscCodec(cname="zstd", shuffle="bitshuffle")}, "Zstd"),
+    "blosc-zlib-noshuffle": (
+        3, {"compressors": zarr.codecs.BloscCodec(cname="zlib", shuffle="noshuffle")},
+        "Deflate"),
+    "v2-blosc-lz4-bitshuffle": (2, {"compressors": numcodecs.Blosc("lz4", shuffle=2)}, "LZ4"),
 }
 
 

@@ -173,6 +173,10 @@ class CudaDevice:
                                        tail=self._adler32_trailer)
         if isinstance(stage, Lz4Stage):
             return self._nvcomp_encode("LZ4", batch, head=self._size_prefix)
+        if isinstance(stage, BloscStage):
+            from cuzarr.devices.blosc_gpu import encode_blosc
+
+            return encode_blosc(self, batch, stage.codec)
         return None
 
     def _nvcomp_encode(self, algorithm: str, batch: ByteBatch,
