@@ -144,24 +144,3 @@ def test_blosclz_encodes_on_the_host_counted(cname: str) -> None:
     out = device.encode_stage(BloscStage(codec), ByteBatch.from_buffers(raws), 1)
     assert bytes(numcodecs.Blosc().decode(bytes(out.item(0)))) == raws[0]
     assert device.host_fallbacks == {"blosc encode": 1}
-
-
-@settings(max_examples=300, deadline=None)
-@given(cname=st.sampled_from(["lz4", "lz4hc", "zstd", "zlib", "blosclz"]),
-       clevel=st.integers(0, 9), shuffle=st.sampled_from([-1, 0, 1, 2]),
-       typesize=st.sampled_from([None, 1, 2, 3, 4, 8, 16, 17, 300]),
-       nbytes=st.one_of(st.integers(0, 300), st.integers(0, 5_000_000)),
-       blocksize=st.sampled_from([0, 0, 1, 100, 256, 4096, 65_536, 1 << 20]))
-def test_planned_headers_are_c_blosc_s(cname: str, clevel: int, shuffle: int,
-                                       typesize: int | None, nbytes: int,
-                                       blocksize: int) -> None:
-    """The planner's typesize, nbytes, blocksize and flags equal what c-blosc writes
-    (the memcpyed bit only where c-blosc's rule forces it: clevel 0, tiny chunks)."""
-    codec = numcodecs.Blosc(cname=cname, clevel=clevel, shuffle=shuffle, blocksize=blocksize,
-                            typesize=typesize)
-    host = bytes(codec.encode(np.zeros(nbytes, dtype=np.uint8)))[:16]
-    plan = plan_encode(np.array([nbytes]), *blosc_params(codec))
-    ours = plan.headers(plan.memcpyed, np.array([0])).reshape(-1).tobytes()
-    assert ours[:2] == host[:2] and ours[3:12] == host[3:12]
-    assert ours[2] | _MEMCPYED == host[2] | _MEMCPYED
-    assert bool(plan.memcpyed[0]) == (clevel == 0 or nbytes < 128)
