@@ -95,3 +95,12 @@ def test_planned_headers_are_c_blosc_s(cname: str, clevel: int, shuffle: int,
     assert ours[:2] == host[:2] and ours[3:12] == host[3:12]
     assert ours[2] | _MEMCPYED == host[2] | _MEMCPYED
     assert bool(plan.memcpyed[0]) == (clevel == 0 or nbytes < 128)
+
+
+@pytest.mark.parametrize(("settings_", "message"), [
+    ({"clevel": 12}, "clevel"), ({"shuffle": 5}, "shuffle"), ({"cname": "nope"}, "compressor"),
+])
+def test_impossible_settings_are_named(settings_: dict, message: str) -> None:
+    """numcodecs builds these codecs and fails only inside c-blosc; the planner names them."""
+    with pytest.raises(ValueError, match=message):
+        blosc_params(Blosc(**settings_))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -224,11 +225,11 @@ _CLEVEL_SCALE = {0: (1, 4), 1: (1, 2), 2: (1, 1), 3: (2, 1), 4: (4, 1), 5: (4, 1
                  6: (8, 1), 7: (8, 1), 8: (8, 1), 9: (8, 1)}
 
 
-def blosc_params(codec: object) -> tuple[str, int, int, int, int]:
+def blosc_params(codec: Any) -> tuple[str, int, int, int, int]:
     """(cname, clevel, shuffle, typesize, forced blocksize) of a numcodecs.Blosc, resolved as
     numcodecs resolves them for a bytes (uint8) buffer: typesize defaults to 1 and
     AUTOSHUFFLE (-1) means bit-shuffle for 1-byte items, byte-shuffle otherwise."""
-    config = codec.get_config()  # type: ignore[attr-defined]
+    config = codec.get_config()
     cname = str(config.get("cname", "lz4"))
     clevel = int(config.get("clevel", 5))
     shuffle = int(config.get("shuffle", 1))
