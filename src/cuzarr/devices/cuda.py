@@ -1,4 +1,4 @@
-"""The cuda device: slabs in device memory, nvCOMP batched decode, our kernels.
+"""The cuda device: slabs in device memory, nvCOMP batched decode and encode, our kernels.
 
 It takes its array module (`xp`), its nvCOMP backend and its kernel launcher as
 parameters. On a GPU those are cupy, the real `nvidia.nvcomp` and `CupyLauncher`; in CI
