@@ -2,8 +2,11 @@
 documented signatures (nvCOMP 6 Python API): `as_arrays(buffer, offsets, sizes)`,
 `Codec(algorithm=..., bitstream_kind=BitstreamKind.RAW)`, `Codec.decode(BatchArray,
 out=BatchArray)` returning a BatchArray whose `buffer_sizes` are the decoded sizes, and
-`Codec.get_required_decompression_alignment()`. It decodes with host libraries and holds
-cuzarr to nvCOMP's rules: buffer addresses aligned as required, outputs that fit.
+`Codec.get_required_decompression_alignment()`. It decodes and encodes with host libraries
+and holds cuzarr to nvCOMP's rules: buffer addresses aligned as required, outputs that fit,
+no buffer above the algorithm's largest chunk when compressing. Encoding writes what
+nvCOMP's RAW bitstreams are: zstd frames without a content size, raw deflate (no zlib or
+gzip wrapper), raw LZ4 blocks (no size prefix).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import zstandard
 
 # required decompression alignment per algorithm (nvCOMP's documented minimums)
 ALIGNMENT = {"Zstd": 8, "Gzip": 8, "Deflate": 4, "LZ4": 4}
+# the largest buffer nvCOMP compresses as one chunk (nvcomp*CompressionMaxAllowedChunkSize)
+MAX_CHUNK = {"Zstd": 1 << 24, "Deflate": 1 << 16, "LZ4": 1 << 24}
 
 
 class BitstreamKind:
@@ -67,6 +72,19 @@ def _decode_one(algorithm: str, data: bytes, capacity: int) -> bytes:
     raise NotImplementedError(f"the double has no {algorithm}")
 
 
+def _encode_one(algorithm: str, data: bytes) -> bytes:
+    if algorithm == "Zstd":  # nvCOMP's RAW zstd frames carry no content size: mimic that
+        return zstandard.ZstdCompressor(write_content_size=False).compress(data)
+    if algorithm == "Deflate":
+        packer = zlib.compressobj(level=1, wbits=-15)
+        return packer.compress(data) + packer.flush()
+    if algorithm == "LZ4":
+        from numcodecs import LZ4
+
+        return bytes(LZ4().encode(data))[4:]
+    raise NotImplementedError(f"the double does not compress {algorithm}")
+
+
 class Codec:
     """Records each call, so tests can count batches and launches."""
 
@@ -82,9 +100,13 @@ class Codec:
         return ALIGNMENT[self.algorithm]
 
     def get_max_comp_buffer_size(self, size: int) -> int:
-        if self.algorithm != "Zstd":
-            raise NotImplementedError(f"the double compresses only Zstd, not {self.algorithm}")
-        return int(zstandard.ZstdCompressor().compress(b"").__len__()) + size + size // 128 + 64
+        if self.algorithm == "Zstd":
+            return len(zstandard.ZstdCompressor().compress(b"")) + size + size // 128 + 64
+        if self.algorithm == "Deflate":  # zlib's deflateBound for a raw stream
+            return size + (size >> 12) + (size >> 14) + (size >> 25) + 7
+        if self.algorithm == "LZ4":  # LZ4_compressBound
+            return size + size // 255 + 16
+        raise NotImplementedError(f"the double does not compress {self.algorithm}")
 
     def encode(self, srcs: BatchArray, out: BatchArray | None = None,
                compression_config: Any = None) -> BatchArray:
@@ -96,8 +118,10 @@ class Codec:
         for src, dst in zip(srcs.views, out.views, strict=True):
             if _address(src) % align or _address(dst) % align:
                 raise ValueError(f"{self.algorithm}: buffers must be {align}-byte aligned")
-            # nvCOMP's RAW zstd frames carry no content size: mimic that
-            frame = zstandard.ZstdCompressor(write_content_size=False).compress(src.tobytes())
+            if src.size > MAX_CHUNK[self.algorithm]:
+                raise ValueError(f"{self.algorithm}: {src.size} bytes is above the largest "
+                                 f"chunk nvCOMP compresses ({MAX_CHUNK[self.algorithm]})")
+            frame = _encode_one(self.algorithm, src.tobytes())
             if len(frame) > dst.size:
                 raise ValueError("compressed data does not fit its output buffer")
             dst[: len(frame)] = np.frombuffer(frame, dtype=np.uint8)

@@ -1,6 +1,7 @@
 """Our Blosc1 frame plan, decoded with host stream decoders and the numpy unshuffles,
 equals numcodecs.Blosc byte for byte across codecs, shuffles, item sizes, leftover
-blocks, split and unsplit blocks, and memcpyed chunks; corrupt chunks are refused."""
+blocks, split and unsplit blocks, and memcpyed chunks; corrupt chunks are refused. The
+write plan's header fields equal what c-blosc writes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from numcodecs import Blosc
 
 from cuzarr.batch import ByteBatch
-from cuzarr.codecs.blosc_frame import decode_host, plan_frames
+from cuzarr.codecs.blosc_frame import blosc_params, decode_host, plan_encode, plan_frames
 from cuzarr.workers import StageError
 
 SHUFFLES = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE,
@@ -70,3 +71,36 @@ def test_corrupt_chunks_are_refused(damage: str) -> None:
     with pytest.raises(StageError) as info:
         decode_host(batch.slab, batch.offsets, batch.sizes)
     assert info.value.index == 1
+
+
+_MEMCPYED = 0x2
+
+
+@settings(max_examples=300, deadline=None)
+@given(cname=st.sampled_from(["lz4", "lz4hc", "zstd", "zlib", "blosclz"]),
+       clevel=st.integers(0, 9), shuffle=st.sampled_from([-1, 0, 1, 2]),
+       typesize=st.sampled_from([None, 1, 2, 3, 4, 8, 16, 17, 300]),
+       nbytes=st.one_of(st.integers(0, 300), st.integers(0, 5_000_000)),
+       blocksize=st.sampled_from([0, 0, 1, 100, 256, 4096, 65_536, 1 << 20]))
+def test_planned_headers_are_c_blosc_s(cname: str, clevel: int, shuffle: int,
+                                       typesize: int | None, nbytes: int,
+                                       blocksize: int) -> None:
+    """The planner's typesize, nbytes, blocksize and flags equal what c-blosc writes
+    (the memcpyed bit only where c-blosc's rule forces it: clevel 0, tiny chunks)."""
+    codec = Blosc(cname=cname, clevel=clevel, shuffle=shuffle, blocksize=blocksize,
+                  typesize=typesize)
+    host = bytes(codec.encode(np.zeros(nbytes, dtype=np.uint8)))[:16]
+    plan = plan_encode(np.array([nbytes]), *blosc_params(codec))
+    ours = plan.headers(plan.memcpyed, np.array([0])).reshape(-1).tobytes()
+    assert ours[:2] == host[:2] and ours[3:12] == host[3:12]
+    assert ours[2] | _MEMCPYED == host[2] | _MEMCPYED
+    assert bool(plan.memcpyed[0]) == (clevel == 0 or nbytes < 128)
+
+
+@pytest.mark.parametrize(("settings_", "message"), [
+    ({"clevel": 12}, "clevel"), ({"shuffle": 5}, "shuffle"), ({"cname": "nope"}, "compressor"),
+])
+def test_impossible_settings_are_named(settings_: dict, message: str) -> None:
+    """numcodecs builds these codecs and fails only inside c-blosc; the planner names them."""
+    with pytest.raises(ValueError, match=message):
+        blosc_params(Blosc(**settings_))

@@ -53,6 +53,34 @@ def test_crc32c(gpu: tuple) -> None:
     np.testing.assert_array_equal(cp.asnumpy(crcs), reference.crc32c(data, offsets, lengths))
 
 
+@pytest.mark.parametrize("kind", ["crc32", "adler32"])
+def test_zlib_checksums(gpu: tuple, kind: str) -> None:
+    """The gzip (crc32) and zlib (adler32) trailers' checksums equal zlib's."""
+    cp, launcher = gpu
+    lengths = np.array([0, 1, 5551, 5553, 4096, 4097, 1 << 20, 3_000_001], dtype=np.int64)
+    offsets = np.cumsum(lengths) - lengths
+    data = np.random.default_rng(1).integers(0, 256, int(lengths.sum()), dtype=np.uint8)
+    data[offsets[-1] :] = 0xFF  # the largest Adler-32 sums
+    got = getattr(launch, kind)(launcher, cp, cp.asarray(data), offsets, lengths)
+    np.testing.assert_array_equal(cp.asnumpy(got), getattr(reference, kind)(data, offsets, lengths))
+
+
+@pytest.mark.parametrize("typesize", [1, 2, 4, 8, 16])
+def test_shuffles_for_encode(gpu: tuple, typesize: int) -> None:
+    """The blosc encoder's byte and bit shuffles equal the numpy references."""
+    cp, launcher = gpu
+    nbytes, blocksize = 1_000_003, 65_536
+    data = np.random.default_rng(typesize).integers(0, 256, nbytes, dtype=np.uint8)
+    offsets, lengths = reference.shuffle_blocks(nbytes, blocksize)
+    out = cp.zeros(nbytes, dtype=cp.uint8)
+    launch.byte_shuffle(launcher, cp, cp.asarray(data), out, offsets, lengths, typesize)
+    np.testing.assert_array_equal(cp.asnumpy(out),
+                                  reference.byte_shuffle(data, offsets, lengths, typesize))
+    launch.bit_shuffle(launcher, cp, cp.asarray(data), out, offsets, lengths, typesize, 2)
+    np.testing.assert_array_equal(cp.asnumpy(out),
+                                  reference.bit_shuffle(data, offsets, lengths, typesize, 2))
+
+
 def test_box_copy_scatter(gpu: tuple) -> None:
     cp, launcher = gpu
     decoded = cp.arange(8 * 64 * 64, dtype=cp.float32).reshape(8, 64, 64)

@@ -6,7 +6,8 @@
 #include "byteswap.cu"
 #include "shuffle.cu"
 #include "bitshuffle.cu"
-#include "crc32c.cu"
+#include "crc32.cu"
+#include "adler32.cu"
 #include "box_copy.cu"
 #include "transpose.cu"
 #include "barrier_probe.cu"
@@ -75,6 +76,52 @@ void host_crc32c_combine(unsigned int grid_x, unsigned int grid_y, unsigned int 
 {
     host_launch(dim3(grid_x, grid_y), dim3(block_x, block_y), [&] {
         crc32c_combine(seg_crc, seg_lengths, first_segment, n_segments, n_buffers, out);
+    });
+}
+
+void host_crc32_segments(unsigned int grid_x, unsigned int grid_y, unsigned int block_x, unsigned int block_y,
+                         const unsigned char* data,
+                         const unsigned long long* seg_offsets,
+                         const unsigned long long* seg_lengths, unsigned long long n_segments,
+                         const unsigned int* table, unsigned int* seg_crc)
+{
+    host_launch(dim3(grid_x, grid_y), dim3(block_x, block_y), [&] {
+        crc32_segments(data, seg_offsets, seg_lengths, n_segments, table, seg_crc);
+    });
+}
+
+void host_crc32_combine(unsigned int grid_x, unsigned int grid_y, unsigned int block_x, unsigned int block_y,
+                        const unsigned int* seg_crc,
+                        const unsigned long long* seg_lengths,
+                        const unsigned long long* first_segment,
+                        const unsigned long long* n_segments, unsigned long long n_buffers,
+                        unsigned int* out)
+{
+    host_launch(dim3(grid_x, grid_y), dim3(block_x, block_y), [&] {
+        crc32_combine(seg_crc, seg_lengths, first_segment, n_segments, n_buffers, out);
+    });
+}
+
+void host_adler32_segments(unsigned int grid_x, unsigned int grid_y, unsigned int block_x, unsigned int block_y,
+                           const unsigned char* data,
+                           const unsigned long long* seg_offsets,
+                           const unsigned long long* seg_lengths, unsigned long long n_segments,
+                           unsigned int* seg_adler)
+{
+    host_launch(dim3(grid_x, grid_y), dim3(block_x, block_y), [&] {
+        adler32_segments(data, seg_offsets, seg_lengths, n_segments, seg_adler);
+    });
+}
+
+void host_adler32_combine(unsigned int grid_x, unsigned int grid_y, unsigned int block_x, unsigned int block_y,
+                          const unsigned int* seg_adler,
+                          const unsigned long long* seg_lengths,
+                          const unsigned long long* first_segment,
+                          const unsigned long long* n_segments, unsigned long long n_buffers,
+                          unsigned int* out)
+{
+    host_launch(dim3(grid_x, grid_y), dim3(block_x, block_y), [&] {
+        adler32_combine(seg_adler, seg_lengths, first_segment, n_segments, n_buffers, out);
     });
 }
 

@@ -3,6 +3,8 @@ numpy reference, on random inputs with odd sizes, odd grids and leftover blocks.
 
 from __future__ import annotations
 
+import zlib
+
 import google_crc32c
 import numpy as np
 import pytest
@@ -114,7 +116,7 @@ def test_crc32c(sizes: list[int], segment: int, grid: int, block: int, seed: int
     if len(sizes) > 1:
         np.cumsum(lengths[:-1], out=offsets[1:])
     data = np.random.default_rng(seed).integers(0, 256, int(lengths.sum()) + 1, dtype=np.uint8)
-    seg_off, seg_len, first, count = reference.crc32c_segment_plan(offsets, lengths, segment)
+    seg_off, seg_len, first, count = reference.segment_plan(offsets, lengths, segment)
     seg_crc = np.zeros(max(1, len(seg_off)), dtype=np.uint32)
     lib = library()
     lib.host_crc32c_segments(grid, 1, block, 1, data, seg_off, seg_len, len(seg_off),
@@ -129,3 +131,44 @@ def test_crc32c_reference_is_google_crc32c() -> None:
     data = np.frombuffer(b"123456789", dtype=np.uint8)
     crc = reference.crc32c(data, np.array([0]), np.array([9]))
     assert int(crc[0]) == 0xE3069283 == google_crc32c.value(b"123456789")
+
+
+@SETTINGS
+@given(kind=st.sampled_from(["crc32", "adler32"]),
+       sizes=st.lists(st.integers(0, 12_000), min_size=0, max_size=8),
+       segment=st.sampled_from([1, 7, 64, 511, 4096, 6000]), grid=grids, block=blocks,
+       fill=st.sampled_from(["random", "ff"]), seed=st.integers(0, 2**32 - 1))
+def test_zlib_checksums(kind: str, sizes: list[int], segment: int, grid: int, block: int,
+                        fill: str, seed: int) -> None:
+    """crc32 (gzip trailer) and adler32 (zlib trailer) kernels equal zlib on odd sizes,
+    empty buffers, segments longer than Adler-32's 5552-byte reduction run, and all-0xFF
+    data (the largest Adler sums)."""
+    lengths = np.array(sizes, dtype=np.uint64)
+    offsets = np.zeros(len(sizes), dtype=np.uint64)
+    if len(sizes) > 1:
+        np.cumsum(lengths[:-1], out=offsets[1:])
+    total = int(lengths.sum()) + 1
+    data = (np.random.default_rng(seed).integers(0, 256, total, dtype=np.uint8)
+            if fill == "random" else np.full(total, 0xFF, dtype=np.uint8))
+    seg_off, seg_len, first, count = reference.segment_plan(offsets, lengths, segment)
+    seg = np.zeros(max(1, len(seg_off)), dtype=np.uint32)
+    out = np.zeros(max(1, len(sizes)), dtype=np.uint32)
+    lib = library()
+    if kind == "crc32":
+        lib.host_crc32_segments(grid, 1, block, 1, data, seg_off, seg_len, len(seg_off),
+                                reference.crc32_table(), seg)
+        lib.host_crc32_combine(grid, 1, block, 1, seg, seg_len, first, count, len(sizes), out)
+        expected = reference.crc32(data, offsets, lengths)
+    else:
+        lib.host_adler32_segments(grid, 1, block, 1, data, seg_off, seg_len, len(seg_off), seg)
+        lib.host_adler32_combine(grid, 1, block, 1, seg, seg_len, first, count, len(sizes), out)
+        expected = reference.adler32(data, offsets, lengths)
+    np.testing.assert_array_equal(out[: len(sizes)], expected)
+
+
+def test_zlib_checksum_references_are_zlib() -> None:
+    data = np.frombuffer(b"123456789", dtype=np.uint8)
+    where, size = np.array([0]), np.array([9])
+    assert int(reference.crc32(data, where, size)[0]) == 0xCBF43926 == zlib.crc32(b"123456789")
+    assert int(reference.adler32(data, where, size)[0]) == 0x091E01DE
+    assert int(reference.adler32(data, where, np.array([0]))[0]) == 1

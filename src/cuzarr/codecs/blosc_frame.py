@@ -1,5 +1,6 @@
 """Blosc1 chunks taken apart on the host, vectorized over a batch: headers, block starts
-and the compressed split streams of every block (c-blosc 1.x's blosc_d rules).
+and the compressed split streams of every block (c-blosc 1.x's blosc_d rules); and the
+plan for writing them (c-blosc 1.x's compute_blocksize, split_block and blosc_c rules).
 
 The plan says, for every split stream of every chunk, where its compressed bytes are,
 where its decoded bytes go and whether it is stored raw; and for every block, its
@@ -12,13 +13,23 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from cuzarr.kernels import reference
 from cuzarr.workers import StageError
 
-__all__ = ["CODECS", "BloscPlan", "decode_host", "plan_frames"]
+__all__ = [
+    "CODECS",
+    "BloscEncodePlan",
+    "BloscPlan",
+    "blosc_params",
+    "compute_blocksize",
+    "decode_host",
+    "plan_encode",
+    "plan_frames",
+]
 
 HEADER = 16
 MIN_BUFFERSIZE = 128  # c-blosc: blocks smaller than this per item are not split
@@ -198,3 +209,151 @@ def decode_host(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray
                                             int(plan.version[c]))
         out[at : at + size] = block
     return out, out_offsets
+
+
+# -- writing -----------------------------------------------------------------------------
+
+L1 = 32 * 1024  # c-blosc's assumed L1 cache size: the base of automatic block sizes
+MAX_TYPESIZE = 255  # larger item sizes are treated as 1-byte streams
+MAX_BLOCKSIZE = ((1 << 31) - 1 - MAX_TYPESIZE * 4) // 3
+VERSION_FORMAT = 2  # c-blosc 1.x's format version, written in byte 0
+#: compressor name -> its format code (flags bits 5-7); lz4hc writes lz4 streams
+FORMATS = {"blosclz": 0, "lz4": 1, "lz4hc": 1, "snappy": 2, "zlib": 3, "zstd": 4}
+_HCR = ("lz4hc", "zlib", "zstd")  # "high compression ratio" codecs get bigger blocks
+#: automatic block size = L1 (x2 for HCR codecs) x this (numerator, denominator) per clevel
+_CLEVEL_SCALE = {0: (1, 4), 1: (1, 2), 2: (1, 1), 3: (2, 1), 4: (4, 1), 5: (4, 1),
+                 6: (8, 1), 7: (8, 1), 8: (8, 1), 9: (8, 1)}
+
+
+def blosc_params(codec: Any) -> tuple[str, int, int, int, int]:
+    """(cname, clevel, shuffle, typesize, forced blocksize) of a numcodecs.Blosc, resolved as
+    numcodecs resolves them for a bytes (uint8) buffer: typesize defaults to 1 and
+    AUTOSHUFFLE (-1) means bit-shuffle for 1-byte items, byte-shuffle otherwise."""
+    config = codec.get_config()
+    cname = str(config.get("cname", "lz4"))
+    clevel = int(config.get("clevel", 5))
+    shuffle = int(config.get("shuffle", 1))
+    typesize = int(getattr(codec, "_typesize", None) or config.get("typesize") or 1)
+    blocksize = int(config.get("blocksize", 0) or 0)
+    if cname not in FORMATS:
+        raise ValueError(f"blosc: unknown compressor {cname!r}; expected one of "
+                         f"{sorted(FORMATS)}")
+    if not 0 <= clevel <= 9:
+        raise ValueError(f"blosc: clevel must be between 0 and 9, not {clevel}")
+    if shuffle not in (-1, 0, 1, 2):
+        raise ValueError(f"blosc: shuffle must be -1, 0, 1 or 2, not {shuffle}")
+    if typesize <= 0 or blocksize < 0:
+        raise ValueError(f"blosc: impossible typesize {typesize} or blocksize {blocksize}")
+    if shuffle == -1:
+        shuffle = 2 if typesize == 1 else 1
+    return cname, clevel, shuffle, typesize, blocksize
+
+
+def _split_block(cname: str, typesize: int, blocksize: np.ndarray) -> np.ndarray:
+    """c-blosc's split_block in its default BLOSC_FORWARD_COMPAT_SPLIT mode: every codec but
+    zstd splits a block into `typesize` streams when items are small and many enough."""
+    return (cname != "zstd") & (typesize <= MAX_SPLITS) & (blocksize // typesize
+                                                             >= MIN_BUFFERSIZE)
+
+
+def compute_blocksize(nbytes: np.ndarray, cname: str, clevel: int, typesize: int,
+                      forced: int) -> np.ndarray:
+    """c-blosc 1.x's compute_blocksize for chunks of `nbytes` (forced = numcodecs'
+    blocksize, 0 for automatic), vectorized over chunks."""
+    nb = np.asarray(nbytes, dtype=np.int64)
+    if forced:
+        size = np.full(nb.shape, min(max(forced, MIN_BUFFERSIZE), MAX_BLOCKSIZE), np.int64)
+    else:
+        num, den = _CLEVEL_SCALE[clevel]
+        base = L1 * (2 if cname in _HCR else 1) * num // den
+        if clevel == 9 and cname in _HCR:
+            base *= 2
+        size = np.where(nb >= L1, base, nb)
+    if clevel > 0:
+        enlarged = np.clip(np.minimum(size, 1 << 18) * typesize, 1 << 16, 1 << 20)
+        size = np.where(_split_block(cname, typesize, size), enlarged, size)
+    size = np.minimum(size, nb)
+    size = np.where(size > typesize, size // typesize * typesize, size)
+    return np.where(nb < typesize, 1, size)
+
+
+@dataclass(frozen=True)
+class BloscEncodePlan:
+    """How a batch of chunks becomes Blosc1 chunks, as numpy arrays. Chunks flagged
+    memcpyed here (clevel 0, under MIN_BUFFERSIZE bytes) have no blocks or streams;
+    the encoder may still store others memcpyed when they do not compress."""
+
+    typesize: int
+    nbytes: np.ndarray  # per chunk
+    blocksize: np.ndarray  # per chunk
+    flags: np.ndarray  # per chunk: the header's flags byte (memcpyed bit as planned)
+    memcpyed: np.ndarray  # per chunk, bool
+    nblocks: np.ndarray  # per chunk (0 for memcpyed chunks)
+    # per block, chunk by chunk: owning chunk, offset in the chunk, size, shuffle (0/1/2)
+    block_chunk: np.ndarray
+    block_start: np.ndarray
+    block_size: np.ndarray
+    block_shuffle: np.ndarray
+    # per stream, block by block: owning block, offset in the chunk, size
+    stream_block: np.ndarray
+    stream_src: np.ndarray
+    stream_size: np.ndarray
+
+    @property
+    def stream_chunk(self) -> np.ndarray:
+        return self.block_chunk[self.stream_block]
+
+    def headers(self, memcpyed: np.ndarray, cbytes: np.ndarray) -> np.ndarray:
+        """(n, 16) header bytes: version, versionlz, flags, typesize, nbytes, blocksize,
+        cbytes (int32 little-endian)."""
+        n = len(self.nbytes)
+        head = np.zeros((n, 4), dtype=np.uint8)
+        head[:, 0], head[:, 1] = VERSION_FORMAT, 1
+        head[:, 2] = self.flags | np.where(memcpyed, _MEMCPYED, 0).astype(np.uint8)
+        head[:, 3] = self.typesize
+        words = np.stack([self.nbytes, self.blocksize, cbytes], axis=1).astype("<i4")
+        return np.concatenate([head, words.view(np.uint8).reshape(n, 12)], axis=1)
+
+
+def plan_encode(nbytes: np.ndarray, cname: str, clevel: int, shuffle: int, typesize: int,
+                forced_blocksize: int = 0) -> BloscEncodePlan:
+    """Blocks, shuffles and split streams of every chunk, as c-blosc 1.x's blosc_compress
+    lays them out (resolved parameters: see `blosc_params`)."""
+    nb = np.asarray(nbytes, dtype=np.int64)
+    bad = np.flatnonzero(nb > (1 << 31) - 1 - HEADER)
+    if bad.size:
+        raise StageError(int(bad[0]), f"blosc: a chunk of {int(nb[bad[0]])} bytes is above "
+                                      "Blosc1's 2 GiB limit")
+    typesize = 1 if typesize > MAX_TYPESIZE else typesize
+    blocksize = compute_blocksize(nb, cname, clevel, typesize, forced_blocksize)
+    memcpyed = (nb < MIN_BUFFERSIZE) | (clevel == 0)
+    split = _split_block(cname, typesize, blocksize)
+    flags = (np.where(split, 0, _DONT_SPLIT) | (FORMATS[cname] << 5)
+             | {0: 0, 1: _SHUFFLE, 2: _BITSHUFFLE}[shuffle]).astype(np.uint8)
+
+    nblocks = np.where(memcpyed, 0, -(-nb // blocksize))
+    block_chunk = np.repeat(np.arange(len(nb)), nblocks)
+    first = np.concatenate([[0], np.cumsum(nblocks)[:-1]]).astype(np.int64)
+    j = np.arange(int(nblocks.sum()), dtype=np.int64) - first[block_chunk]
+    bs = blocksize[block_chunk]
+    block_start = j * bs
+    block_size = np.minimum(bs, nb[block_chunk] - block_start)
+    leftover = block_size < bs
+    if shuffle == 1:
+        block_shuffle = np.full(len(j), 1 if typesize > 1 else 0)
+    elif shuffle == 2:
+        block_shuffle = np.where(block_size >= typesize, 2, 0)
+    else:
+        block_shuffle = np.zeros(len(j), dtype=np.int64)
+    nsplits = np.where(split[block_chunk] & ~leftover, typesize, 1)
+    stream_block = np.repeat(np.arange(len(j)), nsplits)
+    sfirst = np.concatenate([[0], np.cumsum(nsplits)[:-1]]).astype(np.int64)
+    k = np.arange(int(nsplits.sum()), dtype=np.int64) - sfirst[stream_block]
+    neblock = (block_size // nsplits)[stream_block]
+    return BloscEncodePlan(
+        typesize=typesize, nbytes=nb, blocksize=blocksize, flags=flags, memcpyed=memcpyed,
+        nblocks=nblocks, block_chunk=block_chunk, block_start=block_start,
+        block_size=block_size, block_shuffle=block_shuffle.astype(np.int64),
+        stream_block=stream_block, stream_src=block_start[stream_block] + k * neblock,
+        stream_size=neblock,
+    )

@@ -30,6 +30,7 @@ __all__ = [
     "BytesStage",
     "Crc32cStage",
     "GzipStage",
+    "Lz4Stage",
     "NumcodecsStage",
     "ZarrCodecStage",
     "ZlibStage",
@@ -369,6 +370,36 @@ class NumcodecsStage(BytesStage):
 
     def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
         return self._per_item(batch, threads, self.codec.encode, pack=False)
+
+
+LZ4_PREFIX = 4
+
+
+@dataclass(frozen=True)
+class Lz4Stage(NumcodecsStage):
+    """numcodecs.LZ4: a 4-byte little-endian decoded size, then one raw LZ4 block. Its own
+    stage so that devices can see the format (the cuda device sends the blocks to nvCOMP);
+    on the host it is numcodecs per item, like any numcodecs codec."""
+
+    name: str = field(default="lz4", init=False)
+
+    @staticmethod
+    def declared_sizes(heads: np.ndarray, sizes: np.ndarray, expected: int | None
+                       ) -> np.ndarray:
+        """The decoded size each item's prefix declares, checked against the item and
+        `expected`; heads: (n, 4) first bytes of each item. StageError(i) for a bad item."""
+        short = np.flatnonzero(sizes < LZ4_PREFIX)
+        if short.size:
+            raise StageError(int(short[0]), "lz4: item shorter than its 4-byte size prefix")
+        declared = np.ascontiguousarray(heads[:, :LZ4_PREFIX]).view("<u4").reshape(-1)
+        declared = declared.astype(np.int64)
+        if expected is not None:
+            bad = np.flatnonzero(declared != expected)
+            if bad.size:
+                i = int(bad[0])
+                raise StageError(i, f"lz4: prefix declares {int(declared[i])} bytes, "
+                                    f"expected {expected}")
+        return declared
 
 
 @dataclass(frozen=True)

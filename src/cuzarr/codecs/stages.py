@@ -9,6 +9,7 @@ from cuzarr.codecs.bytes_to_bytes import (
     BytesStage,
     Crc32cStage,
     GzipStage,
+    Lz4Stage,
     NumcodecsStage,
     ZarrCodecStage,
     ZlibStage,
@@ -30,6 +31,8 @@ def numcodec_stage(codec: Any, *, verify_checksums: bool) -> BytesStage:
         return ZlibStage(level=int(config.get("level", 1)))
     if codec_id == "blosc":
         return BloscStage(codec)
+    if codec_id == "lz4":
+        return Lz4Stage(codec)
     return NumcodecsStage(codec)
 
 

@@ -1,8 +1,19 @@
-"""Blosc1 chunks decoded on the cuda device: every compressed split stream of the batch
-goes to nvCOMP in one call per inner codec (lz4 raw blocks, zstd frames, zlib as raw
-deflate), raw streams and memcpyed chunks are copied by one box_copy launch each, and
-the blocks are unshuffled by our kernels in one launch per item size. blosclz and
-snappy streams have no GPU decoder: chunks using them are decoded on the host.
+"""Blosc1 chunks on the cuda device.
+
+Decode: every compressed split stream of the batch goes to nvCOMP in one call per inner
+codec (lz4 raw blocks, zstd frames, zlib as raw deflate), raw streams and memcpyed chunks
+are copied by one box_copy launch each, and the blocks are unshuffled by our kernels in
+one launch per item size.
+
+Encode: the blocks of every chunk are shuffled in one launch, every split stream is
+compressed in one nvCOMP call (zlib streams framed with their header and an Adler-32
+from our kernel), and the chunks are assembled by three copy launches (compressed
+streams, raw streams, memcpyed chunks) and one scatter of the header, block-start and
+stream-size words, which the host works out from the compressed sizes alone. nvCOMP's
+streams differ from c-blosc's compressors byte for byte but decode the same; c-blosc's
+rules for block sizes, splits, flags, raw streams and memcpyed chunks are followed.
+
+blosclz and snappy streams have no GPU codec: chunks using them take the host path.
 """
 
 from __future__ import annotations
@@ -12,12 +23,19 @@ from typing import Any
 import numpy as np
 
 from cuzarr.batch import ByteBatch
-from cuzarr.codecs.blosc_frame import CODECS, HEADER, BloscPlan, plan_frames
+from cuzarr.codecs.blosc_frame import (
+    CODECS,
+    HEADER,
+    BloscEncodePlan,
+    BloscPlan,
+    blosc_params,
+    plan_encode,
+    plan_frames,
+)
 from cuzarr.kernels import launch
-from cuzarr.kernels.reference import box_tasks
 from cuzarr.workers import StageError
 
-__all__ = ["decode_blosc"]
+__all__ = ["decode_blosc", "encode_blosc"]
 
 _NVCOMP = {"lz4": "LZ4", "zstd": "Zstd", "zlib": "Deflate"}
 
@@ -79,13 +97,7 @@ def _code_of(name: str) -> int:
 def _copy(device: Any, src: Any, dst: Any, src_at: np.ndarray, dst_at: np.ndarray,
           sizes: np.ndarray) -> None:
     """Byte ranges src[src_at[i] : +sizes[i]] -> dst[dst_at[i] :], one launch."""
-    keep = np.flatnonzero(sizes > 0)
-    if keep.size == 0:
-        return
-    pairs = [(src[a : a + s], dst[b : b + s])
-             for a, b, s in zip(src_at[keep].tolist(), dst_at[keep].tolist(),
-                                sizes[keep].tolist(), strict=True)]
-    launch.box_copy(device.launcher, device.xp, src, dst, box_tasks(src, dst, pairs), 1)
+    device.copy_ranges(src, dst, src_at, dst_at, sizes)
 
 
 def _unshuffle(device: Any, plan: BloscPlan, tmp: Any, out: Any,
@@ -109,3 +121,111 @@ def _unshuffle(device: Any, plan: BloscPlan, tmp: Any, out: Any,
                                      starts[pick].astype(np.uint64),
                                      plan.block_size[pick].astype(np.uint64), int(size),
                                      int(v))
+
+
+def encode_blosc(device: Any, batch: ByteBatch, codec: Any) -> ByteBatch | None:
+    """Encode every item of `batch` as a Blosc1 chunk with numcodecs.Blosc `codec`'s
+    settings, on `device`; None (nothing done) for blosclz/snappy, or when a stream is
+    above nvCOMP's largest chunk, so the caller can take the host path."""
+    cname, clevel, shuffle, typesize, forced = blosc_params(codec)
+    algorithm = _NVCOMP.get("lz4" if cname == "lz4hc" else cname)
+    if algorithm is None:
+        return None
+    src = batch.packed()
+    plan = plan_encode(src.sizes, cname, clevel, shuffle, typesize, forced)
+    if plan.stream_size.size and int(plan.stream_size.max()) > device.backend.max_chunk(
+            algorithm):
+        return None
+    xp = device.xp
+    shuffled = _shuffle(device, plan, src)
+    chunk_of = plan.stream_chunk
+    streams = ByteBatch(shuffled, src.offsets[chunk_of] + plan.stream_src, plan.stream_size)
+    stored = plan.stream_size.copy()
+    compressed = None
+    if len(streams):
+        if cname == "zlib":
+            from cuzarr.devices.cuda import zlib_head
+
+            compressed = device._nvcomp_encode(algorithm, streams,
+                                               head=device._const(zlib_head(clevel)),
+                                               tail=device._adler32_trailer)
+        else:
+            compressed = device._nvcomp_encode(algorithm, streams)
+        if compressed is None:
+            return None
+        stored = np.minimum(compressed.sizes, plan.stream_size)  # c-blosc: raw when >= size
+    raw = stored == plan.stream_size
+
+    n = len(src)
+    body = np.bincount(chunk_of, weights=4 + stored, minlength=n).astype(np.int64)
+    cbytes = HEADER + 4 * plan.nblocks + body
+    memcpyed = plan.memcpyed | (cbytes > src.sizes + HEADER)
+    cbytes = np.where(memcpyed, src.sizes + HEADER, cbytes)
+    out_offsets = np.zeros(n, dtype=np.int64)
+    np.cumsum(cbytes[:-1], out=out_offsets[1:])
+    out = xp.empty(max(1, int(cbytes.sum())), dtype=np.uint8)
+
+    # where each stream's size word goes: after the header, the block starts and the
+    # streams before it in its chunk
+    live = ~memcpyed[chunk_of]
+    step = 4 + stored
+    before = np.cumsum(step) - step
+    chunk_first = np.zeros(n, dtype=np.int64)
+    if len(step):
+        starts = np.searchsorted(chunk_of, np.arange(n))
+        chunk_first = before[np.minimum(starts, len(step) - 1)]
+    word_at = (HEADER + 4 * plan.nblocks[chunk_of] + before - chunk_first[chunk_of])
+    _write_words(device, out, out_offsets, plan, memcpyed, cbytes, chunk_of, word_at, stored,
+                 live)
+
+    at = out_offsets[chunk_of] + word_at + 4
+    pick = np.flatnonzero(live & ~raw)
+    if compressed is not None and pick.size:
+        _copy(device, compressed.slab, out, compressed.offsets[pick], at[pick], stored[pick])
+    pick = np.flatnonzero(live & raw)
+    _copy(device, shuffled, out, streams.offsets[pick], at[pick], stored[pick])
+    mem = np.flatnonzero(memcpyed)
+    _copy(device, src.slab, out, src.offsets[mem], out_offsets[mem] + HEADER, src.sizes[mem])
+    return ByteBatch(out, out_offsets, cbytes)
+
+
+def _shuffle(device: Any, plan: BloscEncodePlan, src: ByteBatch) -> Any:
+    """A copy of the source slab with every block byte- or bit-shuffled in place (one
+    launch per shuffle kind); the split streams are read from it."""
+    xp = device.xp
+    if not bool((plan.block_shuffle != 0).any()):
+        return src.slab
+    shuffled = src.slab.copy()
+    starts = (src.offsets[plan.block_chunk] + plan.block_start).astype(np.uint64)
+    sizes = plan.block_size.astype(np.uint64)
+    pick = np.flatnonzero(plan.block_shuffle == 1)
+    if pick.size:
+        launch.byte_shuffle(device.launcher, xp, src.slab, shuffled, starts[pick], sizes[pick],
+                            plan.typesize)
+    pick = np.flatnonzero(plan.block_shuffle == 2)
+    if pick.size:
+        launch.bit_shuffle(device.launcher, xp, src.slab, shuffled, starts[pick], sizes[pick],
+                           plan.typesize, 2)
+    return shuffled
+
+
+def _write_words(device: Any, out: Any, out_offsets: np.ndarray, plan: BloscEncodePlan,
+                 memcpyed: np.ndarray, cbytes: np.ndarray, chunk_of: np.ndarray,
+                 word_at: np.ndarray, stored: np.ndarray, live: np.ndarray) -> None:
+    """Headers, block starts and stream sizes of every chunk: one scatter of host-made
+    bytes (memcpyed chunks get their header only). word_at: each stream's size word,
+    from its chunk's start; a block starts at its first stream's size word."""
+    positions = [(out_offsets[:, None] + np.arange(HEADER)[None, :]).reshape(-1)]
+    values = [plan.headers(memcpyed, cbytes).reshape(-1)]
+    if len(plan.stream_block):
+        first = np.flatnonzero(np.r_[True, plan.stream_block[1:] != plan.stream_block[:-1]])
+        block = plan.stream_block[first]
+        chunk = plan.block_chunk[block]
+        block_first = np.concatenate([[0], np.cumsum(plan.nblocks)[:-1]]).astype(np.int64)
+        table_at = out_offsets[chunk] + HEADER + 4 * (block - block_first[chunk])
+        for pos, value, keep in ((table_at, word_at[first], ~memcpyed[chunk]),
+                                 (out_offsets[chunk_of] + word_at, stored, live)):
+            positions.append((pos[keep][:, None] + np.arange(4)[None, :]).reshape(-1))
+            values.append(value[keep].astype("<i4").view(np.uint8))
+    xp = device.xp
+    out[xp.asarray(np.concatenate(positions))] = xp.asarray(np.concatenate(values))

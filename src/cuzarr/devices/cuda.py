@@ -1,4 +1,4 @@
-"""The cuda device: slabs in device memory, nvCOMP batched decode, our kernels.
+"""The cuda device: slabs in device memory, nvCOMP batched decode and encode, our kernels.
 
 It takes its array module (`xp`), its nvCOMP backend and its kernel launcher as
 parameters. On a GPU those are cupy, the real `nvidia.nvcomp` and `CupyLauncher`; in CI
@@ -24,19 +24,25 @@ from cuzarr.codecs.bytes_to_bytes import (
     BytesStage,
     Crc32cStage,
     GzipStage,
+    Lz4Stage,
     ZlibStage,
     ZstdStage,
 )
 from cuzarr.devices.headers import check_gzip, check_zlib, check_zstd
 from cuzarr.devices.nvcomp_backend import NvcompBackend
 from cuzarr.kernels import launch
-from cuzarr.kernels.reference import box_tasks
+from cuzarr.kernels.reference import box_tasks, byte_ranges
 from cuzarr.workers import StageError
 
 __all__ = ["CudaDevice", "DeviceBatch"]
 
 logger = logging.getLogger("cuzarr")
 _HEAD = 18  # enough for any zstd frame header
+#: gzip member header: magic, deflate, no flags, mtime 0, no extra flags, OS unknown
+#: (what Python's gzip module writes, bar the mtime)
+_GZIP_HEAD = np.array([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF], dtype=np.uint8)
+#: output buffers of nvCOMP's compressors start at this alignment (at least)
+_OUT_ALIGN = 8
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,12 @@ class CudaDevice:
         self.transfers[kind] = self.transfers.get(kind, 0) + int(nbytes)
 
     def to_host(self, batch: ByteBatch) -> ByteBatch:
+        """The items on the host; items with gaps between them (compressed outputs in
+        slots sized for the worst case) are packed first, so only their bytes move."""
         if batch.parts is not None:
             return batch
+        if int(batch.sizes.sum()) < batch.slab.size:
+            batch = self._packed(batch)
         return ByteBatch(self._to_numpy(batch.slab), batch.offsets, batch.sizes)
 
     def as_array(self, out: Any) -> Any:
@@ -153,6 +163,11 @@ class CudaDevice:
             check_zlib(self._bytes(batch, _HEAD, tail=False), batch.sizes)
             inner = ByteBatch(batch.slab, batch.offsets + 2, batch.sizes - 6)
             return self._nvcomp("Deflate", inner, np.full(n, expected), exact=True)
+        if isinstance(stage, Lz4Stage):
+            declared = stage.declared_sizes(self._bytes(batch, 4, tail=False), batch.sizes,
+                                            expected)
+            inner = ByteBatch(batch.slab, batch.offsets + 4, batch.sizes - 4)
+            return self._nvcomp("LZ4", inner, declared, exact=True)
         if isinstance(stage, Crc32cStage):
             return self._crc32c(stage, batch, expected)
         if isinstance(stage, BloscStage):
@@ -167,22 +182,98 @@ class CudaDevice:
         return self._host_stage(stage, batch, expected, threads)
 
     def encode_stage(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
-        """zstd (without its optional checksum) compresses with nvCOMP in one call; nvCOMP
-        writes standard zstd frames (at its own level). Other stages take the host path."""
-        if isinstance(stage, ZstdStage) and not stage.checksum and len(batch):
-            return self._nvcomp_encode("Zstd", batch)
+        """zstd (without its optional checksum), gzip, zlib, numcodecs' LZ4 and blosc
+        (lz4/zstd/zlib inside) compress with nvCOMP in one call per algorithm, at nvCOMP's
+        own level; their headers and trailers (checksums by our kernels) are written on
+        the device. Other stages, and batches nvCOMP cannot take, run on the host."""
+        encoded = self._device_encode(stage, batch) if len(batch) else None
+        if encoded is not None:
+            return encoded
         return self._host_stage_encode(stage, batch, threads)
 
-    def _nvcomp_encode(self, algorithm: str, batch: ByteBatch) -> ByteBatch:
+    def _device_encode(self, stage: BytesStage, batch: ByteBatch) -> ByteBatch | None:
+        """`batch` encoded on the device, or None when this stage or batch has no GPU path."""
+        if isinstance(stage, ZstdStage) and not stage.checksum:
+            return self._nvcomp_encode("Zstd", batch)
+        if isinstance(stage, GzipStage):
+            return self._nvcomp_encode("Deflate", batch, head=self._const(_GZIP_HEAD),
+                                       tail=self._gzip_trailer)
+        if isinstance(stage, ZlibStage):
+            return self._nvcomp_encode("Deflate", batch, head=self._const(zlib_head(stage.level)),
+                                       tail=self._adler32_trailer)
+        if isinstance(stage, Lz4Stage):
+            return self._nvcomp_encode("LZ4", batch, head=self._size_prefix)
+        if isinstance(stage, BloscStage):
+            from cuzarr.devices.blosc_gpu import encode_blosc
+
+            return encode_blosc(self, batch, stage.codec)
+        return None
+
+    def _nvcomp_encode(self, algorithm: str, batch: ByteBatch,
+                       head: Callable[[ByteBatch], Any] | None = None,
+                       tail: Callable[[ByteBatch], Any] | None = None) -> ByteBatch | None:
+        """Compress every item in one nvCOMP call, framed: head(src) and tail(src) give
+        each item's leading and trailing bytes as (n, k) device arrays. nvCOMP writes each
+        stream at an aligned address with room for the frame around it, so the frame is
+        one scatter of small writes and nothing is moved. None (nothing done) when an
+        item is empty or above nvCOMP's largest chunk."""
+        packed = batch.packed()
+        largest = int(packed.sizes.max())
+        if largest > self.backend.max_chunk(algorithm) or bool((packed.sizes == 0).any()):
+            return None
         align = self.backend.alignment(algorithm)
-        src = self._aligned(batch.packed(), align)
-        bound = self.backend.max_compressed_size(algorithm, int(src.sizes.max()))
-        capacity = np.full(len(src), bound, dtype=np.int64)
-        out_offsets, total = aligned_layout(capacity, align)
-        out = self.xp.empty(total, dtype=np.uint8)
-        sizes = self.backend.encode(algorithm, src.slab, src.offsets, src.sizes, out,
-                                    out_offsets, capacity)
-        return ByteBatch(out, out_offsets, sizes)
+        src = self._aligned(packed, align)
+        n = len(src)
+        heads = head(src) if head is not None else None
+        tails = tail(src) if tail is not None else None
+        h = 0 if heads is None else int(heads.shape[1])
+        t = 0 if tails is None else int(tails.shape[1])
+        bound = self.backend.max_compressed_size(algorithm, largest)
+        out_align = max(align, _OUT_ALIGN)
+        stride = -(-(h + bound + t) // out_align) * out_align
+        data_at = -(-h // out_align) * out_align + np.arange(n, dtype=np.int64) * stride
+        out = self.xp.empty(int(data_at[-1]) + stride, dtype=np.uint8)
+        capacity = np.full(n, bound, dtype=np.int64)
+        sizes = self.backend.encode(algorithm, src.slab, src.offsets, src.sizes, out, data_at,
+                                    capacity)
+        bad = np.flatnonzero((sizes <= 0) | (sizes > capacity))
+        if bad.size:
+            i = int(bad[0])
+            raise StageError(i, f"{algorithm}: nvCOMP compressed {int(sizes[i])} bytes into "
+                                f"a {bound}-byte buffer")
+        parts, where = [], []
+        if heads is not None:
+            parts.append(heads)
+            where.append(data_at[:, None] - h + np.arange(h)[None, :])
+        if tails is not None:
+            parts.append(tails)
+            where.append((data_at + sizes)[:, None] + np.arange(t)[None, :])
+        if parts:
+            values = self.xp.concatenate([p.astype(np.uint8) for p in parts], axis=1)
+            positions = np.concatenate(where, axis=1)
+            out[self.xp.asarray(positions.reshape(-1))] = values.reshape(-1)
+        return ByteBatch(out, data_at - h, sizes + h + t)
+
+    def _const(self, values: np.ndarray) -> Callable[[ByteBatch], Any]:
+        """A frame part that is the same bytes for every item."""
+        def part(src: ByteBatch) -> Any:
+            return self.xp.broadcast_to(self.xp.asarray(values), (len(src), values.size))
+        return part
+
+    def _size_prefix(self, src: ByteBatch) -> Any:
+        """numcodecs LZ4's prefix: each item's size, 4 bytes little-endian."""
+        return self.xp.asarray(_le32(src.sizes))
+
+    def _gzip_trailer(self, src: ByteBatch) -> Any:
+        """CRC-32 of the data (our kernel) and ISIZE, both little-endian."""
+        crc = launch.crc32(self.launcher, self.xp, src.slab, src.offsets, src.sizes)
+        crc_bytes = crc.astype(np.uint32).view(np.uint8).reshape(len(src), 4)
+        return self.xp.concatenate([crc_bytes, self.xp.asarray(_le32(src.sizes))], axis=1)
+
+    def _adler32_trailer(self, src: ByteBatch) -> Any:
+        """Adler-32 of the data (our kernel), big-endian, as zlib streams end."""
+        adler = launch.adler32(self.launcher, self.xp, src.slab, src.offsets, src.sizes)
+        return adler.astype(np.uint32).view(np.uint8).reshape(len(src), 4)[:, ::-1]
 
     # -- array <-> bytes (the bytes codec) -----------------------------------------------------
 
@@ -273,12 +364,24 @@ class CudaDevice:
             return batch
         new_offsets, total = aligned_layout(batch.sizes, align)
         slab = self.xp.zeros(total, dtype=np.uint8)
-        pairs = [(batch.slab[o : o + s], slab[d : d + s])
-                 for o, s, d in zip(batch.offsets.tolist(), batch.sizes.tolist(),
-                                    new_offsets.tolist(), strict=True)]
-        launch.box_copy(self.launcher, self.xp, batch.slab, slab,
-                        box_tasks(batch.slab, slab, pairs), 1)
+        self.copy_ranges(batch.slab, slab, batch.offsets, new_offsets, batch.sizes)
         return ByteBatch(slab, new_offsets, batch.sizes)
+
+    def _packed(self, batch: ByteBatch) -> ByteBatch:
+        """The items laid end to end in a new slab (one copy launch)."""
+        offsets = np.zeros(len(batch), dtype=np.int64)
+        if len(batch) > 1:
+            np.cumsum(batch.sizes[:-1], out=offsets[1:])
+        slab = self.xp.empty(max(1, int(batch.sizes.sum())), dtype=np.uint8)
+        self.copy_ranges(batch.slab, slab, batch.offsets, offsets, batch.sizes)
+        return ByteBatch(slab, offsets, batch.sizes)
+
+    def copy_ranges(self, src: Any, dst: Any, src_at: np.ndarray, dst_at: np.ndarray,
+                    sizes: np.ndarray) -> None:
+        """src[src_at[i] : +sizes[i]] -> dst[dst_at[i] :] for every i, in one launch."""
+        tasks = byte_ranges(src_at, dst_at, sizes)
+        if len(tasks.dst):
+            launch.box_copy(self.launcher, self.xp, src, dst, tasks, 1)
 
     def _nvcomp(self, algorithm: str, batch: ByteBatch, capacity: np.ndarray,
                 *, exact: bool) -> ByteBatch:
@@ -335,6 +438,22 @@ class CudaDevice:
     def _host_stage_encode(self, stage: BytesStage, batch: ByteBatch, threads: int) -> ByteBatch:
         self._count_fallback(stage, "encode")
         return stage.encode(self.to_host(batch), threads)
+
+
+def zlib_head(level: int) -> np.ndarray:
+    """A zlib stream's 2 header bytes: deflate with a 32 KiB window, zlib's level hint for
+    `level` (-1 is zlib's default, 6), and the check bits."""
+    level = 6 if level < 0 else level
+    flevel = 0 if level < 2 else 1 if level < 6 else 2 if level == 6 else 3
+    flg = flevel << 6
+    flg |= (31 - ((0x78 << 8) | flg) % 31) % 31
+    return np.array([0x78, flg], dtype=np.uint8)
+
+
+def _le32(values: np.ndarray) -> np.ndarray:
+    """(n, 4) little-endian bytes of each value mod 2**32."""
+    return (np.asarray(values, dtype=np.int64) % (1 << 32)).astype("<u4").view(np.uint8
+                                                                              ).reshape(-1, 4)
 
 
 def _swap_unit(dtype: np.dtype) -> int | None:

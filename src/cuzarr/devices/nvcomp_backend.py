@@ -14,7 +14,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NvcompBackend"]
+__all__ = ["MAX_CHUNK", "NvcompBackend"]
+
+#: the largest buffer nvCOMP's batched compressors take as one chunk, per algorithm
+#: (nvcompZstd/Deflate/LZ4CompressionMaxAllowedChunkSize); larger buffers are
+#: compressed on the host, since a RAW bitstream cannot be cut into several chunks
+MAX_CHUNK = {"Zstd": 1 << 24, "Deflate": 1 << 16, "LZ4": 1 << 24}
 
 
 class NvcompBackend:
@@ -54,6 +59,10 @@ class NvcompBackend:
         dsts = nv.as_arrays(out, [int(o) for o in out_offsets], [int(c) for c in capacity],
                             stream)
         return _sizes(self.codec(algorithm).decode(srcs, out=dsts))
+
+    def max_chunk(self, algorithm: str) -> int:
+        """The largest buffer one encode call may compress with `algorithm`."""
+        return MAX_CHUNK[algorithm]
 
     def max_compressed_size(self, algorithm: str, size: int) -> int:
         """The output capacity one item of `size` bytes may need."""

@@ -16,7 +16,8 @@ KERNEL_FILES: dict[str, tuple[str, ...]] = {
     "byteswap.cu": ("byteswap",),
     "shuffle.cu": ("byte_shuffle", "byte_unshuffle", "byte_unshuffle_tiled"),
     "bitshuffle.cu": ("bit_shuffle", "bit_unshuffle", "bit_unshuffle_tiled"),
-    "crc32c.cu": ("crc32c_segments", "crc32c_combine"),
+    "crc32.cu": ("crc32c_segments", "crc32c_combine", "crc32_segments", "crc32_combine"),
+    "adler32.cu": ("adler32_segments", "adler32_combine"),
     "box_copy.cu": ("box_copy",),
     "transpose.cu": ("transpose_tiled",),
 }

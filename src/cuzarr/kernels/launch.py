@@ -13,16 +13,20 @@ from typing import Any, Protocol
 import numpy as np
 
 from cuzarr.kernels import KERNEL_FILES, kernel_source
-from cuzarr.kernels.reference import BoxTasks, crc32c_segment_plan, crc32c_table
+from cuzarr.kernels.reference import BoxTasks, crc32_table, crc32c_table, segment_plan
 
 __all__ = [
     "BLOCK",
     "CupyLauncher",
     "Launcher",
+    "adler32",
+    "bit_shuffle",
     "bit_unshuffle",
     "box_copy",
+    "byte_shuffle",
     "byte_unshuffle",
     "byteswap",
+    "crc32",
     "crc32c",
     "grid_for",
     "transpose",
@@ -34,7 +38,7 @@ BLOCK = (256, 1)
 TILE, TILE_BLOCK = 32, (32, 8)
 _MAX_GRID_X = 1 << 16
 _MAX_GRID_Y = 65535
-#: bytes each crc32c thread checksums before the per-buffer combine
+#: bytes each checksum thread (crc32c, crc32, adler32) sums before the per-buffer combine
 CRC32C_SEGMENT = 4096
 
 
@@ -120,6 +124,32 @@ def byte_unshuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.
     _unshuffle("byte_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize)
 
 
+def _shuffle(name: str, launcher: Launcher, xp: Any, src: Any, dst: Any,
+             offsets: np.ndarray, lengths: np.ndarray, typesize: int, extra: tuple = ()) -> None:
+    if len(lengths) != len(offsets):
+        raise ValueError(f"{len(offsets)} offsets but {len(lengths)} lengths")
+    if len(offsets) == 0:
+        return
+    launcher.launch(name, grid_for(int(np.max(lengths)), len(offsets)), BLOCK,
+                    (src, dst, xp.asarray(offsets, dtype=np.uint64),
+                     xp.asarray(lengths, dtype=np.uint64), np.uint64(len(offsets)),
+                     np.int32(typesize), *extra))
+
+
+def byte_shuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.ndarray,
+                 lengths: np.ndarray, typesize: int) -> None:
+    """Blosc byte shuffle of blocks src[offsets[i] : +lengths[i]] into the same places of
+    dst (blosc encode), one launch."""
+    _shuffle("byte_shuffle", launcher, xp, src, dst, offsets, lengths, typesize)
+
+
+def bit_shuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.ndarray,
+                lengths: np.ndarray, typesize: int, version: int) -> None:
+    """Blosc bit shuffle of blocks (format `version` rules, see bitshuffle.cu), one launch."""
+    _shuffle("bit_shuffle", launcher, xp, src, dst, offsets, lengths, typesize,
+             (np.int32(version),))
+
+
 def bit_unshuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.ndarray,
                   lengths: np.ndarray, typesize: int, version: int) -> None:
     """Blosc bit unshuffle of blocks (format `version` rules, see bitshuffle.cu)."""
@@ -127,29 +157,48 @@ def bit_unshuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.n
                (np.int32(version),))
 
 
-def crc32c(launcher: Launcher, xp: Any, data: Any, offsets: np.ndarray,
-           lengths: np.ndarray) -> Any:
-    """CRC32C of each buffer data[offsets[i] : +lengths[i]]: an xp uint32 array."""
+def _checksums(prefix: str, launcher: Launcher, xp: Any, data: Any, offsets: np.ndarray,
+               lengths: np.ndarray, table: np.ndarray | None) -> Any:
+    """`<prefix>_segments` over fixed-size segments of every buffer, then
+    `<prefix>_combine` folding each buffer's segments: an xp uint32 array."""
     n = len(offsets)
     if len(lengths) != n:
         raise ValueError(f"{n} offsets but {len(lengths)} lengths")
     out = xp.zeros(max(1, n), dtype=np.uint32)
     if n == 0:
         return out[:0]
-    seg_off, seg_len, first, count = crc32c_segment_plan(offsets, lengths, CRC32C_SEGMENT)
-    seg_crc = xp.zeros(max(1, len(seg_off)), dtype=np.uint32)
+    seg_off, seg_len, first, count = segment_plan(offsets, lengths, CRC32C_SEGMENT)
+    seg = xp.zeros(max(1, len(seg_off)), dtype=np.uint32)
     seg_len_dev = xp.asarray(seg_len)
     if len(seg_off):
+        tables = () if table is None else (xp.asarray(table),)
         launcher.launch(
-            "crc32c_segments", grid_for(len(seg_off)), BLOCK,
-            (data, xp.asarray(seg_off), seg_len_dev, np.uint64(len(seg_off)),
-             xp.asarray(crc32c_table()), seg_crc),
+            f"{prefix}_segments", grid_for(len(seg_off)), BLOCK,
+            (data, xp.asarray(seg_off), seg_len_dev, np.uint64(len(seg_off)), *tables, seg),
         )
     launcher.launch(
-        "crc32c_combine", grid_for(n), BLOCK,
-        (seg_crc, seg_len_dev, xp.asarray(first), xp.asarray(count), np.uint64(n), out),
+        f"{prefix}_combine", grid_for(n), BLOCK,
+        (seg, seg_len_dev, xp.asarray(first), xp.asarray(count), np.uint64(n), out),
     )
     return out[:n]
+
+
+def crc32c(launcher: Launcher, xp: Any, data: Any, offsets: np.ndarray,
+           lengths: np.ndarray) -> Any:
+    """CRC32C of each buffer data[offsets[i] : +lengths[i]]: an xp uint32 array."""
+    return _checksums("crc32c", launcher, xp, data, offsets, lengths, crc32c_table())
+
+
+def crc32(launcher: Launcher, xp: Any, data: Any, offsets: np.ndarray,
+          lengths: np.ndarray) -> Any:
+    """zlib's CRC-32 (the gzip trailer) of each buffer: an xp uint32 array."""
+    return _checksums("crc32", launcher, xp, data, offsets, lengths, crc32_table())
+
+
+def adler32(launcher: Launcher, xp: Any, data: Any, offsets: np.ndarray,
+            lengths: np.ndarray) -> Any:
+    """zlib's Adler-32 (the zlib stream trailer) of each buffer: an xp uint32 array."""
+    return _checksums("adler32", launcher, xp, data, offsets, lengths, None)
 
 
 def box_copy(launcher: Launcher, xp: Any, src: Any, dst: Any, tasks: BoxTasks, itemsize: int,

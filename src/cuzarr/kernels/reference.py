@@ -6,6 +6,7 @@ with these; the cpu device may use them directly.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -15,20 +16,25 @@ import numpy as np
 
 __all__ = [
     "BoxTasks",
+    "adler32",
     "bit_shuffle",
     "bit_unshuffle",
     "byte_shuffle",
     "byte_unshuffle",
     "box_copy",
     "box_tasks",
+    "byte_ranges",
     "byteswap",
+    "crc32",
+    "crc32_table",
     "crc32c",
-    "crc32c_segment_plan",
     "crc32c_table",
+    "segment_plan",
     "shuffle_blocks",
 ]
 
 CRC32C_POLY = 0x82F63B78
+CRC32_POLY = 0xEDB88320
 
 
 def byteswap(data: np.ndarray, itemsize: int) -> np.ndarray:
@@ -127,27 +133,51 @@ def bit_unshuffle(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, ty
 
 
 @cache
-def crc32c_table() -> np.ndarray:
-    """The 256-entry byte table of the reflected CRC32C polynomial (uint32)."""
+def crc_table(poly: int) -> np.ndarray:
+    """The 256-entry byte table of a reflected CRC-32 polynomial (uint32)."""
     table = np.arange(256, dtype=np.uint32)
     for _ in range(8):
-        table = np.where(table & 1, (table >> 1) ^ np.uint32(CRC32C_POLY), table >> 1)
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(poly), table >> 1)
     return table.astype(np.uint32)
+
+
+def crc32c_table() -> np.ndarray:
+    """The byte table of CRC32C (Castagnoli), for crc32c_segments."""
+    return crc_table(CRC32C_POLY)
+
+
+def crc32_table() -> np.ndarray:
+    """The byte table of zlib's CRC-32, for crc32_segments."""
+    return crc_table(CRC32_POLY)
+
+
+def _per_buffer(fn: Any, data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray
+                ) -> np.ndarray:
+    return np.array([fn(data[o : o + n]) for o, n in zip(np.asarray(offsets).tolist(),
+                                                         np.asarray(lengths).tolist(),
+                                                         strict=True)], dtype=np.uint32)
+
+
+def crc32(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """zlib's CRC-32 of each buffer data[offsets[i] : offsets[i] + lengths[i]]."""
+    return _per_buffer(zlib.crc32, data, offsets, lengths)
+
+
+def adler32(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """zlib's Adler-32 of each buffer data[offsets[i] : offsets[i] + lengths[i]]."""
+    return _per_buffer(zlib.adler32, data, offsets, lengths)
 
 
 def crc32c(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """CRC32C of each buffer data[offsets[i] : offsets[i] + lengths[i]] (google-crc32c)."""
-    return np.array(
-        [google_crc32c.value(data[o : o + n]) for o, n in zip(offsets.tolist(), lengths.tolist(),
-                                                             strict=True)],
-        dtype=np.uint32,
-    )
+    return _per_buffer(google_crc32c.value, data, offsets, lengths)
 
 
-def crc32c_segment_plan(
+def segment_plan(
     offsets: np.ndarray, lengths: np.ndarray, segment: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Cut each buffer into `segment`-byte pieces (the last one shorter) for crc32c_segments.
+    """Cut each buffer into `segment`-byte pieces (the last one shorter) for the checksum
+    kernels' *_segments launches (crc32.cu, adler32.cu).
 
     Returns (seg_offsets, seg_lengths, first_segment per buffer, n_segments per buffer).
     """
@@ -211,6 +241,18 @@ def box_tasks(src_base: Any, dst_base: Any, pairs: list[tuple[Any, Any]]) -> Box
             tables.src[t] = _address(src_view) - src_addr
             tables.src_strides[t] = src_view.strides
     return tables
+
+
+def byte_ranges(src_at: np.ndarray, dst_at: np.ndarray, sizes: np.ndarray) -> BoxTasks:
+    """Tables for 1-D byte copies src[src_at[i] : +sizes[i]] -> dst[dst_at[i] :], built
+    without a Python object per range (empty ranges are dropped)."""
+    keep = np.flatnonzero(np.asarray(sizes) > 0)
+    n = keep.size
+    return BoxTasks(
+        np.asarray(src_at, dtype=np.int64)[keep], np.asarray(dst_at, dtype=np.int64)[keep],
+        np.asarray(sizes, dtype=np.int64)[keep].reshape(n, 1), np.ones((n, 1), np.int64),
+        np.ones((n, 1), np.int64),
+    )
 
 
 def box_copy(src: np.ndarray, dst: np.ndarray, tasks: BoxTasks, itemsize: int,
