@@ -19,6 +19,7 @@ KERNEL_FILES: dict[str, tuple[str, ...]] = {
     "crc32c.cu": ("crc32c_segments", "crc32c_combine"),
     "box_copy.cu": ("box_copy",),
     "transpose.cu": ("transpose_tiled",),
+    "blosclz.cu": ("blosclz_decompress",),
 }
 
 
