@@ -1,8 +1,9 @@
 """Blosc1 chunks decoded on the cuda device: every compressed split stream of the batch
 goes to nvCOMP in one call per inner codec (lz4 raw blocks, zstd frames, zlib as raw
 deflate), raw streams and memcpyed chunks are copied by one box_copy launch each, and
-the blocks are unshuffled by our kernels in one launch per item size. blosclz and
-snappy streams have no GPU decoder: chunks using them are decoded on the host.
+the blocks are unshuffled by our kernels in one launch per item size. blosclz streams
+go to our kernel (blosclz_gpu), all in one launch; snappy streams have no GPU decoder:
+chunks using them are decoded on the host.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from cuzarr.batch import ByteBatch
 from cuzarr.codecs.blosc_frame import CODECS, HEADER, BloscPlan, plan_frames
+from cuzarr.devices.blosclz_gpu import decode_streams
 from cuzarr.kernels import launch
 from cuzarr.kernels.reference import box_tasks
 from cuzarr.workers import StageError
@@ -25,7 +27,7 @@ _NVCOMP = {"lz4": "LZ4", "zstd": "Zstd", "zlib": "Deflate"}
 def decode_blosc(device: Any, batch: ByteBatch, host_slab: np.ndarray,
                  expected: int | None) -> ByteBatch | None:
     """Decode a batch of Blosc1 chunks on `device`; None when some chunk needs the host
-    (blosclz/snappy streams), so the caller can take the host path for the batch."""
+    (snappy streams), so the caller can take the host path for the batch."""
     xp = device.xp
     plan = plan_frames(host_slab, batch.offsets, batch.sizes)
     if expected is not None:
@@ -36,7 +38,7 @@ def decode_blosc(device: Any, batch: ByteBatch, host_slab: np.ndarray,
                                 f"expected {expected}")
     compressed = ~plan.split_raw
     codecs = {CODECS.get(int(c), "?") for c in plan.codec[plan.split_chunk[compressed]]}
-    if not codecs <= set(_NVCOMP):
+    if not codecs <= {*_NVCOMP, "blosclz"}:
         return None
     out_offsets = np.concatenate([[0], np.cumsum(plan.nbytes)[:-1]]).astype(np.int64)
     total = int(plan.nbytes.sum())
@@ -46,7 +48,7 @@ def decode_blosc(device: Any, batch: ByteBatch, host_slab: np.ndarray,
     dst_pos = out_offsets[plan.split_chunk] + plan.split_dst
 
     # compressed streams: one nvCOMP call per inner codec, into an aligned slab
-    for name in sorted(codecs):
+    for name in sorted(codecs - {"blosclz"}):
         algorithm = _NVCOMP[name]
         pick = np.flatnonzero(compressed & (plan.codec[plan.split_chunk]
                                             == _code_of(name)))
@@ -62,6 +64,10 @@ def decode_blosc(device: Any, batch: ByteBatch, host_slab: np.ndarray,
             raise StageError(int(plan.split_chunk[pick[e.index]]),
                              f"blosc {name} stream: {e.reason}") from e
         _copy(device, decoded.slab, tmp, decoded.offsets, dst_pos[pick], plan.split_size[pick])
+    if "blosclz" in codecs:
+        pick = np.flatnonzero(compressed & (plan.codec[plan.split_chunk] == _code_of("blosclz")))
+        decode_streams(device, batch.slab, tmp, src_pos[pick], plan.split_cbytes[pick],
+                       dst_pos[pick], plan.split_size[pick], plan.split_chunk[pick])
     # raw streams and memcpyed chunks
     raw = np.flatnonzero(plan.split_raw)
     _copy(device, batch.slab, tmp, src_pos[raw], dst_pos[raw], plan.split_size[raw])
