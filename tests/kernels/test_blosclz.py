@@ -5,17 +5,21 @@ outside their tables; the numpy reference agrees with the kernel everywhere."""
 
 from __future__ import annotations
 
+import shutil
+import struct
+import subprocess
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 from blosclz_streams import KINDS, make_data, single_stream_frame, streams, token_kinds
-from harness import library
+from harness import HERE, library
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from numcodecs import Blosc
 
-from cuzarr.kernels import reference
+from cuzarr.kernels import kernel_dir, reference
 
 CANARY = 0xA5
 PAD = 64
@@ -184,3 +188,84 @@ def test_overflowing_streams_stop_at_capacity() -> None:
                      np.array([len(stream)]), np.array([0]), np.array([10]), 10)
     assert int(status[0]) == reference.BLOSCLZ_OVERFLOW
     assert _c_blosc(stream, 10) is None
+
+
+def _asan_driver(tmp: Path, kernels: Path) -> Path | None:
+    """blosclz_asan.cpp built with AddressSanitizer against the kernel in `kernels`."""
+    compiler = shutil.which("g++")
+    if compiler is None:
+        return None
+    target = tmp / "blosclz_asan"
+    built = subprocess.run(
+        [compiler, "-std=c++17", "-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer",
+         f"-I{kernels}", f"-I{HERE}", str(HERE / "blosclz_asan.cpp"), "-o", str(target)],
+        capture_output=True, text=True,
+    )
+    return target if built.returncode == 0 else None
+
+
+def _asan_run(driver: Path, cases: list[tuple[int, bytes, int]]
+              ) -> tuple[list[int], str, int]:
+    records = b"".join(struct.pack("<qqq", threads, len(stream), capacity) + stream
+                       for threads, stream, capacity in cases)
+    done = subprocess.run([str(driver)], input=records, capture_output=True,
+                          env={"ASAN_OPTIONS": "detect_leaks=0"})
+    return ([int(x) for x in done.stdout.split()], done.stderr.decode(errors="replace"),
+            done.returncode)
+
+
+def _asan_cases() -> list[tuple[int, bytes, int]]:
+    """Real streams, each also with bytes changed, cut short, or decoded into too little
+    room, and random bytes: each with 1, 32 or 33 threads."""
+    rng = np.random.default_rng(5)
+    cases = []
+    for clevel in (1, 5, 9):
+        for kind in KINDS[1:]:
+            frame = Blosc(cname="blosclz", clevel=clevel, shuffle=0,
+                          blocksize=1 << 14).encode(make_data(kind, 40_000, clevel))
+            s = streams(frame)
+            for a, n, cap in zip(s.src_offsets.tolist(), s.src_sizes.tolist(),
+                                 s.capacity.tolist(), strict=True):
+                stream = s.slab[a : a + n].copy()
+                cases.append((stream.tobytes(), cap))
+                cases.append((stream[: rng.integers(0, n)].tobytes(), cap))
+                cases.append((stream.tobytes(), int(rng.integers(0, cap))))
+                hit = stream.copy()
+                hit[rng.integers(0, n, 3)] = rng.integers(0, 256, 3, dtype=np.uint8)
+                cases.append((hit.tobytes(), cap))
+    cases += [(rng.integers(0, 256, rng.integers(0, 300), dtype=np.uint8).tobytes(), 500)
+              for _ in range(100)]
+    return [(int(rng.choice([1, 32, 33])), stream, cap) for stream, cap in cases]
+
+
+def test_no_access_outside_a_stream_under_asan(tmp_path: Path) -> None:
+    """Every stream and output in a heap buffer of exactly its size (AddressSanitizer):
+    no read or write outside, and the reference's statuses."""
+    driver = _asan_driver(tmp_path, kernel_dir())
+    if driver is None:
+        pytest.skip("g++ with AddressSanitizer is not available")
+    cases = _asan_cases()
+    statuses, errors, rc = _asan_run(driver, cases)
+    assert rc == 0 and "AddressSanitizer" not in errors, errors
+    expected = []
+    for _, stream, cap in cases:
+        expected.append(int(reference.blosclz_decompress(
+            np.frombuffer(stream, dtype=np.uint8), np.zeros(max(1, cap), np.uint8),
+            np.array([0]), np.array([len(stream)]), np.array([0]), np.array([cap]))[0]))
+    assert statuses == expected
+    assert any(s == cap for s, (_, _, cap) in zip(statuses, cases, strict=True))
+    assert any(s < 0 for s in statuses)
+
+
+def test_asan_catches_a_missing_bound(tmp_path: Path) -> None:
+    """The check above can fail: the kernel without its literal-run bound reads past a
+    truncated stream, and the driver says so."""
+    source = (kernel_dir() / "blosclz.cu").read_text()
+    broken = source.replace("if (ip + len > n) {", "if (false) {")
+    assert broken != source
+    (tmp_path / "blosclz.cu").write_text(broken)
+    driver = _asan_driver(tmp_path, tmp_path)
+    if driver is None:
+        pytest.skip("g++ with AddressSanitizer is not available")
+    _, errors, rc = _asan_run(driver, [(32, b"\x1fab", 40)])
+    assert rc != 0 and "heap-buffer-overflow" in errors
