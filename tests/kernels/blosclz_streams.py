@@ -15,18 +15,21 @@ from cuzarr.batch import ByteBatch
 from cuzarr.codecs.blosc_frame import plan_frames
 from cuzarr.kernels import reference
 
-KINDS = ("random", "walk", "constant", "far", "runs")
+KINDS = ("random", "walk", "ints", "constant", "far", "runs")
 
 
 def make_data(kind: str, nbytes: int, seed: int) -> np.ndarray:
-    """Test data: incompressible, a random walk, one value, repeats 9000-13000 bytes apart
-    (blosclz's far distances, with a low-entropy tail so c-blosc's probe compresses it),
-    or short runs of few values."""
+    """Test data: incompressible, a random walk (of bytes, of int32), one value, repeats
+    9000-13000 bytes apart (blosclz's far distances, with a low-entropy tail so c-blosc's
+    probe compresses it), or short runs of few values."""
     rng = np.random.default_rng(seed)
     if kind == "random":
         return rng.integers(0, 256, nbytes, dtype=np.uint8)
     if kind == "walk":
         return np.cumsum(rng.integers(-2, 3, nbytes)).astype(np.uint8)
+    if kind == "ints":
+        walk = np.cumsum(rng.integers(-2, 3, nbytes // 4 + 1)).astype("<i4")
+        return walk.view(np.uint8)[:nbytes].copy()
     if kind == "constant":
         return np.full(nbytes, rng.integers(0, 256), dtype=np.uint8)
     if kind == "far":
