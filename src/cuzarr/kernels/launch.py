@@ -224,8 +224,9 @@ def blosclz_decompress(launcher: Launcher, xp: Any, src: Any, dst: Any, src_offs
     status = xp.zeros(max(1, n), dtype=np.int64)
     if n == 0:
         return status[:0]
-    tables = [xp.asarray(np.ascontiguousarray(t, dtype=np.int64))
-              for t in (src_offsets, src_sizes, dst_offsets, dst_capacity)]
+    # the four tables in one array: one host-to-device copy
+    tables = xp.asarray(np.stack([src_offsets, src_sizes, dst_offsets, dst_capacity])
+                        .astype(np.int64))
     launcher.launch("blosclz_decompress", (min(n, _MAX_GRID_X), 1), (BLOSCLZ_THREADS, 1),
-                    (src, dst, *tables, np.uint64(n), status))
+                    (src, dst, tables[0], tables[1], tables[2], tables[3], np.uint64(n), status))
     return status[:n]
