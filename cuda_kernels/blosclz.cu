@@ -25,7 +25,7 @@
 // by byte with uncoalesced accesses; a warp per stream keeps thousands of warps busy and
 // coalesces the copies. Match byte i is dst[op - distance + i % distance], read from
 // bytes written by earlier tokens only, so a token needs no barrier inside it, only one
-// before a match when bytes were written since the last one (__syncthreads, which the
+// before a match that reads bytes written since the last one (__syncthreads, which the
 // host harness models; with one warp per block it costs little). Blocks walk the streams
 // grid-stride. Every read and write is bounds-checked against the stream's tables.
 
@@ -52,7 +52,7 @@ extern "C" __global__ void blosclz_decompress(const unsigned char* __restrict__ 
         long long ip = 0;
         long long op = 0;
         long long result = 0;
-        bool written = false;  // bytes written since the last barrier
+        long long synced = 0;  // output bytes [0, synced) are visible to every thread
         if (n > 0) {
             unsigned int ctrl = in[ip++] & 31u;
             for (;;) {
@@ -104,8 +104,11 @@ extern "C" __global__ void blosclz_decompress(const unsigned char* __restrict__ 
                         break;  // c-blosc drops a match that ends the stream
                     }
                     ctrl = in[ip++];
-                    if (written) {
+                    // it reads [op - distance, + min(len, distance)): wait for the threads
+                    // only if some of those bytes were written since the last barrier
+                    if (op - distance + (len < distance ? len : distance) > synced) {
                         __syncthreads();
+                        synced = op;
                     }
                     // byte i repeats byte i % distance of the `distance` bytes before op;
                     // each thread keeps its i % distance up to date (32-bit: distance <=
@@ -122,7 +125,6 @@ extern "C" __global__ void blosclz_decompress(const unsigned char* __restrict__ 
                         }
                     }
                     op += len;
-                    written = true;
                 } else {
                     const long long len = (long long)ctrl + 1;
                     if (op + len > cap) {
@@ -138,7 +140,6 @@ extern "C" __global__ void blosclz_decompress(const unsigned char* __restrict__ 
                     }
                     op += len;
                     ip += len;
-                    written = true;
                     if (ip >= n) {
                         break;
                     }
