@@ -225,13 +225,31 @@ def _asan_driver(tmp: Path, kernels: Path) -> Path | None:
 
 
 def _asan_run(driver: Path, cases: list[tuple[int, bytes, int]]
-              ) -> tuple[list[int], str, int]:
+              ) -> tuple[list[tuple[int, bytes]], str, int]:
+    """(status, output bytes) per case, ASan's report, the exit status."""
     records = b"".join(struct.pack("<qqq", threads, len(stream), capacity) + stream
                        for threads, stream, capacity in cases)
     done = subprocess.run([str(driver)], input=records, capture_output=True,
                           env={"ASAN_OPTIONS": "detect_leaks=0"})
-    return ([int(x) for x in done.stdout.split()], done.stderr.decode(errors="replace"),
-            done.returncode)
+    results, at = [], 0
+    for _, _, capacity in cases:
+        if at + 8 + capacity > len(done.stdout):
+            break
+        status = struct.unpack_from("<q", done.stdout, at)[0]
+        results.append((status, done.stdout[at + 8 : at + 8 + capacity]))
+        at += 8 + capacity
+    return results, done.stderr.decode(errors="replace"), done.returncode
+
+
+def _reference(cases: list[tuple[int, bytes, int]]) -> list[tuple[int, bytes]]:
+    expected = []
+    for _, stream, cap in cases:
+        dst = np.full(cap, CANARY, dtype=np.uint8)
+        status = reference.blosclz_decompress(np.frombuffer(stream, dtype=np.uint8), dst,
+                                              np.array([0]), np.array([len(stream)]),
+                                              np.array([0]), np.array([cap]))
+        expected.append((int(status[0]), dst.tobytes()))
+    return expected
 
 
 def _asan_cases() -> list[tuple[int, bytes, int]]:
@@ -265,27 +283,34 @@ def test_no_access_outside_a_stream_under_asan(tmp_path: Path) -> None:
     if driver is None:
         pytest.skip("g++ with AddressSanitizer is not available")
     cases = _asan_cases()
-    statuses, errors, rc = _asan_run(driver, cases)
+    results, errors, rc = _asan_run(driver, cases)
     assert rc == 0 and "AddressSanitizer" not in errors, errors
-    expected = []
-    for _, stream, cap in cases:
-        expected.append(int(reference.blosclz_decompress(
-            np.frombuffer(stream, dtype=np.uint8), np.zeros(max(1, cap), np.uint8),
-            np.array([0]), np.array([len(stream)]), np.array([0]), np.array([cap]))[0]))
-    assert statuses == expected
+    assert results == _reference(cases)
+    statuses = [status for status, _ in results]
     assert any(s == cap for s, (_, _, cap) in zip(statuses, cases, strict=True))
     assert any(s < 0 for s in statuses)
 
 
-def test_asan_catches_a_missing_bound(tmp_path: Path) -> None:
-    """The check above can fail: the kernel without its literal-run bound reads past a
-    truncated stream, and the driver says so."""
+@pytest.mark.parametrize("damage", ["literal bound", "barrier"])
+def test_the_asan_driver_catches_a_broken_kernel(tmp_path: Path, damage: str) -> None:
+    """The checks above can fail: without its literal-run bound the kernel reads past a
+    truncated stream (ASan says so); with its barrier a byte late (a match reading the
+    last byte written since the barrier goes ahead), threads running last to first read
+    bytes not yet written."""
     source = (kernel_dir() / "blosclz.cu").read_text()
-    broken = source.replace("if (ip + len > n) {", "if (false) {")
+    if damage == "literal bound":
+        broken = source.replace("if (ip + len > n) {", "if (false) {")
+    else:
+        broken = source.replace("distance) > synced) {", "distance) > synced + 1) {")
     assert broken != source
     (tmp_path / "blosclz.cu").write_text(broken)
     driver = _asan_driver(tmp_path, tmp_path)
     if driver is None:
         pytest.skip("g++ with AddressSanitizer is not available")
-    _, errors, rc = _asan_run(driver, [(32, b"\x1fab", 40)])
-    assert rc != 0 and "heap-buffer-overflow" in errors
+    if damage == "literal bound":
+        _, errors, rc = _asan_run(driver, [(32, b"\x1fab", 40)])
+        assert rc != 0 and "heap-buffer-overflow" in errors
+    else:
+        cases = _asan_cases()
+        results, _, rc = _asan_run(driver, cases)
+        assert rc == 0 and results != _reference(cases)
