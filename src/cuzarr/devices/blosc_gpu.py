@@ -14,7 +14,6 @@ import numpy as np
 
 from cuzarr.batch import ByteBatch
 from cuzarr.codecs.blosc_frame import CODECS, HEADER, BloscPlan, plan_frames
-from cuzarr.devices.blosclz_gpu import decode_streams
 from cuzarr.kernels import launch
 from cuzarr.kernels.reference import box_tasks
 from cuzarr.workers import StageError
@@ -65,6 +64,8 @@ def decode_blosc(device: Any, batch: ByteBatch, host_slab: np.ndarray,
                              f"blosc {name} stream: {e.reason}") from e
         _copy(device, decoded.slab, tmp, decoded.offsets, dst_pos[pick], plan.split_size[pick])
     if "blosclz" in codecs:
+        from cuzarr.devices.blosclz_gpu import decode_streams
+
         pick = np.flatnonzero(compressed & (plan.codec[plan.split_chunk] == _code_of("blosclz")))
         decode_streams(device, batch.slab, tmp, src_pos[pick], plan.split_cbytes[pick],
                        dst_pos[pick], plan.split_size[pick], plan.split_chunk[pick])
