@@ -32,6 +32,29 @@ def _time(cp: Any, fn: Callable[[], None], repeats: int = 20) -> float:
     return best
 
 
+def _blosclz_case(cp: Any, launcher: Any, nbytes: int) -> tuple[Callable[[], None], int]:
+    """blosclz_decompress over every compressed stream of `nbytes` of 1 MiB numcodecs
+    chunks (an int32 random walk, byte-shuffled, clevel 5); moves the decoded bytes."""
+    from numcodecs import Blosc
+
+    from cuzarr.batch import ByteBatch
+    from cuzarr.codecs.blosc_frame import plan_frames
+    from cuzarr.kernels import launch
+
+    walk = np.cumsum(np.random.default_rng(1).integers(-2, 3, 1 << 18)).astype("<i4")
+    codec = Blosc(cname="blosclz", clevel=5, shuffle=Blosc.SHUFFLE, typesize=4)
+    batch = ByteBatch.from_buffers([codec.encode(walk + k) for k in range(max(1, nbytes >> 20))])
+    plan = plan_frames(batch.slab, batch.offsets, batch.sizes)
+    pick = np.flatnonzero(~plan.split_raw)
+    out_at = np.concatenate([[0], np.cumsum(plan.nbytes)[:-1]])
+    tables = (batch.offsets[plan.split_chunk[pick]] + plan.split_src[pick],
+              plan.split_cbytes[pick], out_at[plan.split_chunk[pick]] + plan.split_dst[pick],
+              plan.split_size[pick])
+    src, out = cp.asarray(batch.slab), cp.empty(int(plan.nbytes.sum()), dtype=cp.uint8)
+    return (lambda: launch.blosclz_decompress(launcher, cp, src, out, *tables),
+            int(plan.split_size[pick].sum()))
+
+
 def run(mib: int) -> dict[str, Any]:
     """Time every kernel on `mib` MiB buffers; returns name -> GB/s and copy fraction."""
     import cupy as cp
@@ -65,6 +88,7 @@ def run(mib: int) -> dict[str, Any]:
             launcher, cp, src, dst, 1, (side, side), (1, 0), 4), side * side * 4),
         "box_copy (transposing scatter)": (lambda: launch.box_copy(
             launcher, cp, src, out.reshape(-1).view(cp.uint8), tasks, 4), side * side * 4),
+        "blosclz_decompress (decoded)": _blosclz_case(cp, launcher, nbytes),
     }
     results = {}
     for name, (fn, moved) in cases.items():

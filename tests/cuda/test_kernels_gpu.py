@@ -108,3 +108,89 @@ def test_tiled_transpose(gpu: tuple, perm: tuple[int, ...]) -> None:
     assert ran
     expected = cp.asnumpy(src).transpose(0, *(1 + p for p in perm))
     np.testing.assert_array_equal(cp.asnumpy(dst).reshape(expected.shape), expected)
+
+
+def _blosclz_frames() -> list[bytes]:
+    """numcodecs blosclz chunks of 256 KiB: clevels, shuffles, item sizes, block sizes."""
+    from numcodecs import Blosc
+
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.integers(-2, 3, 1 << 16)).astype("<i4").view(np.uint8)
+    pattern = np.resize(rng.integers(0, 256, 10_007, dtype=np.uint8), 1 << 18)
+    frames = []
+    for clevel in (1, 3, 5, 7, 9):
+        for shuffle in (0, 1, 2):
+            for typesize, data in ((4, walk), (1, pattern), (8, walk)):
+                for blocksize in (0, 16384):
+                    frames.append(Blosc(cname="blosclz", clevel=clevel, shuffle=shuffle,
+                                        typesize=typesize, blocksize=blocksize).encode(data))
+    return frames
+
+
+def test_blosclz(gpu: tuple) -> None:
+    """Thousands of real streams in one launch decode as c-blosc does (the numpy reference,
+    itself checked against c-blosc by the host tests) and as numcodecs does end to end."""
+    from numcodecs import Blosc
+
+    from cuzarr.batch import ByteBatch
+    from cuzarr.codecs.blosc_frame import plan_frames
+
+    cp, launcher = gpu
+    frames = _blosclz_frames()
+    batch = ByteBatch.from_buffers(frames)
+    plan = plan_frames(batch.slab, batch.offsets, batch.sizes)
+    pick = np.flatnonzero(~plan.split_raw)
+    assert pick.size > 300
+    out_at = np.concatenate([[0], np.cumsum(plan.nbytes)[:-1]])
+    src_at = batch.offsets[plan.split_chunk[pick]] + plan.split_src[pick]
+    dst_at = out_at[plan.split_chunk[pick]] + plan.split_dst[pick]
+    sizes, cbytes = plan.split_size[pick], plan.split_cbytes[pick]
+    out = cp.zeros(int(plan.nbytes.sum()), dtype=cp.uint8)
+    status = launch.blosclz_decompress(launcher, cp, cp.asarray(batch.slab), out, src_at, cbytes,
+                                       dst_at, sizes)
+    np.testing.assert_array_equal(cp.asnumpy(status), sizes)
+    expected = np.zeros(out.size, dtype=np.uint8)
+    reference.blosclz_decompress(batch.slab, expected, src_at, cbytes, dst_at, sizes)
+    np.testing.assert_array_equal(cp.asnumpy(out), expected)
+    # and whole chunks through the cuda device, against numcodecs
+    from cuzarr.devices import _cuda_device
+    from cuzarr.devices.blosc_gpu import decode_blosc
+
+    device = _cuda_device()
+    decoded = decode_blosc(device, device.to_device(batch), batch.slab, None)
+    for i, frame in enumerate(frames):
+        assert cp.asnumpy(decoded.item(i)).tobytes() == bytes(Blosc().decode(frame))
+
+
+def test_blosclz_damaged_streams(gpu: tuple) -> None:
+    """Damaged and truncated streams: the same statuses and bytes as the reference, and
+    nothing written outside each stream's range (guards between the outputs)."""
+    cp, launcher = gpu
+    frames = _blosclz_frames()[:12]
+    from cuzarr.batch import ByteBatch
+    from cuzarr.codecs.blosc_frame import plan_frames
+
+    batch = ByteBatch.from_buffers(frames)
+    plan = plan_frames(batch.slab, batch.offsets, batch.sizes)
+    pick = np.flatnonzero(~plan.split_raw)
+    rng = np.random.default_rng(1)
+    slab = batch.slab.copy()
+    src_at = batch.offsets[plan.split_chunk[pick]] + plan.split_src[pick]
+    cbytes = plan.split_cbytes[pick].copy()
+    for k in range(pick.size):
+        hits = src_at[k] + rng.integers(0, cbytes[k], rng.integers(0, 4))
+        slab[hits] = rng.integers(0, 256, hits.size, dtype=np.uint8)
+        if rng.integers(0, 2):
+            cbytes[k] = rng.integers(0, cbytes[k] + 1)
+    sizes = plan.split_size[pick]
+    guard = 256
+    dst_at = np.concatenate([[0], np.cumsum(sizes + guard)[:-1]]) + guard
+    total = int(dst_at[-1] + sizes[-1] + guard)
+    out = cp.full(total, 0xA5, dtype=cp.uint8)
+    status = launch.blosclz_decompress(launcher, cp, cp.asarray(slab), out, src_at, cbytes,
+                                       dst_at, sizes)
+    expected = np.full(total, 0xA5, dtype=np.uint8)
+    ref_status = reference.blosclz_decompress(slab, expected, src_at, cbytes, dst_at, sizes)
+    np.testing.assert_array_equal(cp.asnumpy(status), ref_status)
+    np.testing.assert_array_equal(cp.asnumpy(out), expected)
+    assert (ref_status != sizes).any() and (ref_status == sizes).any()

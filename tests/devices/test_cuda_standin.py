@@ -11,7 +11,7 @@ import zlib
 import numcodecs
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import nvcomp_double
@@ -113,18 +113,108 @@ def test_crc32c_on_the_device(standin: CudaDevice) -> None:
     assert info.value.index == 2 and info.value.checksum
 
 
-def test_blosclz_takes_the_host_path_counted_and_logged_once(
+def test_host_fallback_is_counted_and_logged_once(
     standin: CudaDevice, caplog: pytest.LogCaptureFixture
 ) -> None:
-    codec = numcodecs.Blosc(cname="blosclz", shuffle=numcodecs.Blosc.SHUFFLE)
-    raws = [np.repeat(np.arange(k, k + 30, dtype=np.uint8), 100).tobytes() for k in range(3)]
-    host = ByteBatch.from_buffers([codec.encode(r) for r in raws])
+    """gzip without a known decoded size has no GPU path: it runs on the host, counted
+    per batch and logged once."""
+    raws = _chunks(3, 4)
+    host = ByteBatch.from_buffers([_encode("gzip", r) for r in raws])
     with caplog.at_level(logging.WARNING, logger="cuzarr"):
         for _ in range(2):
-            out = standin.decode_stage(BloscStage(codec), standin.to_device(host), CHUNK, 1)
+            out = standin.decode_stage(GzipStage(), standin.to_device(host), None, 1)
     assert [out.item(i).tobytes() for i in range(3)] == raws
-    assert standin.host_fallbacks == {"blosc decode": 2}
+    assert standin.host_fallbacks == {"gzip decode": 2}
     assert sum("no GPU decode path" in r.message for r in caplog.records) == 1
+
+
+def _blosclz_data(kind: str, nbytes: int, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        return rng.integers(0, 256, nbytes, dtype=np.uint8).tobytes()
+    if kind == "constant":
+        return bytes(nbytes)
+    if kind == "ints":  # a walk of int32: compresses well once shuffled
+        walk = np.cumsum(rng.integers(-2, 3, nbytes // 4 + 1)).astype("<i4")
+        return walk.view(np.uint8)[:nbytes].tobytes()
+    return np.cumsum(rng.integers(-2, 3, nbytes)).astype(np.uint8).tobytes()
+
+
+@settings(max_examples=50, deadline=None)
+@given(clevel=st.integers(1, 9), shuffle=st.sampled_from([0, 1, 2]),
+       typesize=st.sampled_from([1, 2, 4, 8]),
+       nbytes=st.one_of(st.integers(1, 400), *[st.integers(400, 200_000)] * 3),
+       kind=st.sampled_from(["ints", "ints", "constant", "walk", "random"]),
+       blocksize=st.sampled_from([0, 4096]))
+def test_blosclz_on_the_device_matches_numcodecs(clevel: int, shuffle: int, typesize: int,
+                                                 nbytes: int, kind: str,
+                                                 blocksize: int) -> None:
+    """blosclz chunks (leftover blocks, tiny memcpyed chunks included) decode through our
+    kernel, never the host, equal to c-blosc."""
+    from harness import HostLauncher
+
+    from cuzarr.devices.nvcomp_backend import NvcompBackend
+
+    device = CudaDevice(np, NvcompBackend(nvcomp_double), HostLauncher())
+    codec = numcodecs.Blosc(cname="blosclz", clevel=clevel, shuffle=shuffle, typesize=typesize,
+                            blocksize=blocksize)
+    raws = [_blosclz_data(kind, nbytes, seed) for seed in range(3)]
+    host = ByteBatch.from_buffers([codec.encode(r) for r in raws])
+    out = device.decode_stage(BloscStage(codec), device.to_device(host), nbytes, 1)
+    assert [out.item(i).tobytes() for i in range(3)] == raws
+    assert device.host_fallbacks == {}
+    launched = any(name == "blosclz_decompress" for name, _, _ in device.launcher.launches)
+    event("streams through the kernel" if launched else "stored streams only")
+
+
+def test_mixed_blosc_batch_one_launch_per_decoder(standin: CudaDevice) -> None:
+    """blosclz, lz4 and zstd chunks in one batch: one kernel launch for every blosclz
+    stream, one nvCOMP call per other codec, no host path."""
+    raws = [_blosclz_data("ints", 50_000, seed) for seed in range(6)]
+    cnames = ["blosclz", "lz4", "blosclz", "zstd", "blosclz", "lz4"]
+    frames = [numcodecs.Blosc(cname=c, shuffle=numcodecs.Blosc.SHUFFLE, typesize=4).encode(r)
+              for c, r in zip(cnames, raws, strict=True)]
+    stage = BloscStage(numcodecs.Blosc(cname="blosclz"))
+    out = standin.decode_stage(stage, standin.to_device(ByteBatch.from_buffers(frames)),
+                               50_000, 1)
+    assert [out.item(i).tobytes() for i in range(6)] == raws
+    assert standin.host_fallbacks == {}
+    names = [name for name, _, _ in standin.launcher.launches]
+    assert names.count("blosclz_decompress") == 1
+    assert sorted(a for a, _ in nvcomp_double.Codec.calls) == ["LZ4", "Zstd"]
+
+
+def test_corrupt_blosclz_stream_names_its_chunk(standin: CudaDevice) -> None:
+    """A stream whose first match reaches before its block is refused by the kernel's
+    status, with the chunk's index; nothing falls back to the host."""
+    from cuzarr.codecs.blosc_frame import plan_frames
+
+    codec = numcodecs.Blosc(cname="blosclz", shuffle=numcodecs.Blosc.SHUFFLE, typesize=4)
+    frames = [bytearray(codec.encode(_blosclz_data("ints", 40_000, k))) for k in range(3)]
+    one = ByteBatch.from_buffers([bytes(frames[2])])
+    plan = plan_frames(one.slab, one.offsets, one.sizes)
+    at = int(plan.split_src[np.flatnonzero(~plan.split_raw)[0]])
+    frames[2][at : at + 4] = b"\x00a\x20\x01"  # 'a', then a match 2 bytes back
+    host = ByteBatch.from_buffers([bytes(f) for f in frames])
+    with pytest.raises(StageError, match="before the start") as info:
+        standin.decode_stage(BloscStage(codec), standin.to_device(host), 40_000, 1)
+    assert info.value.index == 2
+    assert standin.host_fallbacks == {}
+
+
+def test_snappy_streams_take_the_host_path(standin: CudaDevice) -> None:
+    """A compressed snappy stream (no GPU decoder) sends its batch to the host path."""
+    import struct
+
+    from cuzarr.devices.blosc_gpu import decode_blosc
+
+    stream = b"\x64\xfc" + bytes(100)  # a snappy literal; the bytes are never decoded
+    snappy = (struct.pack("<BBBBiii", 2, 1, 0x10 | 2 << 5, 1, 400, 400, 24 + len(stream))
+              + struct.pack("<ii", 20, len(stream)) + stream)
+    lz = numcodecs.Blosc(cname="blosclz").encode(_blosclz_data("walk", 400, 0))
+    host = ByteBatch.from_buffers([lz, snappy])
+    assert decode_blosc(standin, standin.to_device(host), host.slab, 400) is None
+    assert standin.launcher.launches == []
 
 
 def test_the_double_enforces_alignment() -> None:

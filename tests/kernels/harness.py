@@ -37,6 +37,8 @@ SIGNATURES = {
                       u8p],
     "host_transpose_tiled": [UINT, UINT, UINT, UINT, u8p, u8p, ULL, INT, i64p, i64p, i64p, INT,
                              INT, INT],
+    "host_blosclz_decompress": [UINT, UINT, UINT, UINT, u8p, u8p, i64p, i64p, i64p, i64p, ULL,
+                                i64p],
     "host_block_sums": [UINT, UINT, UINT, UINT, i32p, i32p, INT, INT],
     "host_crc32c_segments": [UINT, UINT, UINT, UINT, u8p, u64p, u64p, ULL, u32p, u32p],
     "host_crc32c_combine": [UINT, UINT, UINT, UINT, u32p, u64p, u64p, u64p, ULL, u32p],

@@ -10,6 +10,9 @@
 // block (CUDA leaves shared memory undefined at block start; kernels must initialise it).
 // Threads that leave the kernel while others wait at a barrier are reported (undefined
 // behaviour on a GPU). Dynamic (extern) shared memory is not modelled.
+// Threads run first to last in each round, so a read of what a higher-numbered thread
+// wrote without a barrier shows; compiled with HOST_CUDA_REVERSE_THREADS they run last to
+// first, so a read of what a lower-numbered thread wrote shows too.
 #pragma once
 #include <cstddef>
 #include <cstdio>
@@ -88,7 +91,12 @@ void host_launch(dim3 grid, dim3 block, Kernel kernel)
         size_t finished = 0;
         while (finished < threads) {
             size_t at_barrier = 0;
-            for (host_cuda::Fiber& f : fibers) {
+            for (size_t j = 0; j < threads; ++j) {
+#ifdef HOST_CUDA_REVERSE_THREADS
+                host_cuda::Fiber& f = fibers[threads - 1 - j];
+#else
+                host_cuda::Fiber& f = fibers[j];
+#endif
                 if (f.done) {
                     continue;
                 }

@@ -10,6 +10,7 @@
 #include "adler32.cu"
 #include "box_copy.cu"
 #include "transpose.cu"
+#include "blosclz.cu"
 #include "barrier_probe.cu"
 
 extern "C" {
@@ -180,6 +181,18 @@ void host_bit_unshuffle_tiled(unsigned int grid_x, unsigned int grid_y, unsigned
 {
     host_launch(dim3(grid_x, grid_y), dim3(block_x, block_y), [&] {
         bit_unshuffle_tiled(src, dst, offsets, lengths, n_blocks, typesize, version);
+    });
+}
+
+void host_blosclz_decompress(unsigned int grid_x, unsigned int grid_y, unsigned int block_x,
+                             unsigned int block_y, const unsigned char* src, unsigned char* dst,
+                             const long long* src_offsets, const long long* src_sizes,
+                             const long long* dst_offsets, const long long* dst_capacity,
+                             unsigned long long n_streams, long long* status)
+{
+    host_launch(dim3(grid_x, grid_y), dim3(block_x, block_y), [&] {
+        blosclz_decompress(src, dst, src_offsets, src_sizes, dst_offsets, dst_capacity,
+                           n_streams, status);
     });
 }
 

@@ -135,3 +135,35 @@ def test_unshuffles_tiled_and_wide_items(typesize: int) -> None:
     np.testing.assert_array_equal(out, data)
     tiled = typesize <= 16
     assert [name.endswith("_tiled") for name, _, _ in launcher.launches] == [tiled, tiled]
+
+
+def test_blosclz_decompress_one_launch() -> None:
+    """Every stream of a batch in one launch of one 32-thread block per stream; the
+    statuses say which stream failed; empty and mismatched tables."""
+    from numcodecs import Blosc
+
+    from cuzarr.batch import ByteBatch
+    from cuzarr.codecs.blosc_frame import plan_frames
+
+    walk = np.cumsum(np.random.default_rng(0).integers(-2, 3, 20_000)).astype("<i4")
+    codec = Blosc(cname="blosclz", clevel=5, shuffle=Blosc.SHUFFLE, typesize=4, blocksize=8192)
+    batch = ByteBatch.from_buffers([codec.encode(walk + k) for k in range(3)])
+    plan = plan_frames(batch.slab, batch.offsets, batch.sizes)
+    pick = np.flatnonzero(~plan.split_raw)
+    src_at = batch.offsets[plan.split_chunk[pick]] + plan.split_src[pick]
+    dst_at = np.arange(pick.size) * int(plan.split_size.max())
+    sizes = plan.split_size[pick].copy()
+    sizes[1] -= 1  # one stream given too little room
+    out = np.zeros(int(dst_at[-1] + sizes[-1]), dtype=np.uint8)
+    launcher = HostLauncher()
+    status = launch.blosclz_decompress(launcher, np, batch.slab, out, src_at,
+                                       plan.split_cbytes[pick], dst_at, sizes)
+    assert launcher.launches == [("blosclz_decompress", (pick.size, 1), (32, 1))]
+    assert status[1] == reference.BLOSCLZ_OVERFLOW
+    np.testing.assert_array_equal(np.delete(status, 1), np.delete(sizes, 1))
+    empty = np.zeros(0, dtype=np.int64)
+    assert launch.blosclz_decompress(launcher, np, batch.slab, out, empty, empty, empty,
+                                     empty).size == 0
+    assert len(launcher.launches) == 1
+    with pytest.raises(ValueError, match="differ"):
+        launch.blosclz_decompress(launcher, np, batch.slab, out, src_at, empty, dst_at, sizes)

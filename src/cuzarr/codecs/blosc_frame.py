@@ -163,6 +163,14 @@ def _decompress(codec: str, data: bytes, size: int) -> bytes:
         from numcodecs import LZ4
 
         return LZ4().decode(int(size).to_bytes(4, "little") + data)
+    if codec == "blosclz":  # the kernel's reference, rule for rule c-blosc's decoder
+        out, at = np.zeros(size, dtype=np.uint8), np.zeros(1, dtype=np.int64)
+        status = int(reference.blosclz_decompress(np.frombuffer(data, dtype=np.uint8), out, at,
+                                                  np.array([len(data)]), at,
+                                                  np.array([size]))[0])
+        if status < 0:
+            raise ValueError(f"corrupt blosclz stream (error {status})")
+        return out[:status].tobytes()
     raise ValueError(f"no host decoder for blosc's {codec} streams here")
 
 

@@ -1,9 +1,10 @@
 """Blosc1 chunks on the cuda device.
 
 Decode: every compressed split stream of the batch goes to nvCOMP in one call per inner
-codec (lz4 raw blocks, zstd frames, zlib as raw deflate), raw streams and memcpyed chunks
-are copied by one box_copy launch each, and the blocks are unshuffled by our kernels in
-one launch per item size.
+codec (lz4 raw blocks, zstd frames, zlib as raw deflate), blosclz streams go to our
+kernel (blosclz_gpu), all in one launch, raw streams and memcpyed chunks are copied by
+one box_copy launch each, and the blocks are unshuffled by our kernels in one launch per
+item size.
 
 Encode: the blocks of every chunk are shuffled in one launch, every split stream is
 compressed in one nvCOMP call (zlib streams framed with their header and an Adler-32
@@ -13,7 +14,8 @@ stream-size words, which the host works out from the compressed sizes alone. nvC
 streams differ from c-blosc's compressors byte for byte but decode the same; c-blosc's
 rules for block sizes, splits, flags, raw streams and memcpyed chunks are followed.
 
-blosclz and snappy streams have no GPU codec: chunks using them take the host path.
+snappy streams have no GPU codec, and blosclz none for encode: chunks using them take the
+host path.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ _NVCOMP = {"lz4": "LZ4", "zstd": "Zstd", "zlib": "Deflate"}
 def decode_blosc(device: Any, batch: ByteBatch, host_slab: np.ndarray,
                  expected: int | None) -> ByteBatch | None:
     """Decode a batch of Blosc1 chunks on `device`; None when some chunk needs the host
-    (blosclz/snappy streams), so the caller can take the host path for the batch."""
+    (snappy streams), so the caller can take the host path for the batch."""
     xp = device.xp
     plan = plan_frames(host_slab, batch.offsets, batch.sizes)
     if expected is not None:
@@ -54,7 +56,7 @@ def decode_blosc(device: Any, batch: ByteBatch, host_slab: np.ndarray,
                                 f"expected {expected}")
     compressed = ~plan.split_raw
     codecs = {CODECS.get(int(c), "?") for c in plan.codec[plan.split_chunk[compressed]]}
-    if not codecs <= set(_NVCOMP):
+    if not codecs <= {*_NVCOMP, "blosclz"}:
         return None
     out_offsets = np.concatenate([[0], np.cumsum(plan.nbytes)[:-1]]).astype(np.int64)
     total = int(plan.nbytes.sum())
@@ -64,7 +66,7 @@ def decode_blosc(device: Any, batch: ByteBatch, host_slab: np.ndarray,
     dst_pos = out_offsets[plan.split_chunk] + plan.split_dst
 
     # compressed streams: one nvCOMP call per inner codec, into an aligned slab
-    for name in sorted(codecs):
+    for name in sorted(codecs - {"blosclz"}):
         algorithm = _NVCOMP[name]
         pick = np.flatnonzero(compressed & (plan.codec[plan.split_chunk]
                                             == _code_of(name)))
@@ -80,6 +82,12 @@ def decode_blosc(device: Any, batch: ByteBatch, host_slab: np.ndarray,
             raise StageError(int(plan.split_chunk[pick[e.index]]),
                              f"blosc {name} stream: {e.reason}") from e
         _copy(device, decoded.slab, tmp, decoded.offsets, dst_pos[pick], plan.split_size[pick])
+    if "blosclz" in codecs:
+        from cuzarr.devices.blosclz_gpu import decode_streams
+
+        pick = np.flatnonzero(compressed & (plan.codec[plan.split_chunk] == _code_of("blosclz")))
+        decode_streams(device, batch.slab, tmp, src_pos[pick], plan.split_cbytes[pick],
+                       dst_pos[pick], plan.split_size[pick], plan.split_chunk[pick])
     # raw streams and memcpyed chunks
     raw = np.flatnonzero(plan.split_raw)
     _copy(device, batch.slab, tmp, src_pos[raw], dst_pos[raw], plan.split_size[raw])

@@ -20,6 +20,7 @@ KERNEL_FILES: dict[str, tuple[str, ...]] = {
     "adler32.cu": ("adler32_segments", "adler32_combine"),
     "box_copy.cu": ("box_copy",),
     "transpose.cu": ("transpose_tiled",),
+    "blosclz.cu": ("blosclz_decompress",),
 }
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "adler32",
     "bit_shuffle",
     "bit_unshuffle",
+    "blosclz_decompress",
     "box_copy",
     "byte_shuffle",
     "byte_unshuffle",
@@ -40,6 +41,8 @@ _MAX_GRID_X = 1 << 16
 _MAX_GRID_Y = 65535
 #: bytes each checksum thread (crc32c, crc32, adler32) sums before the per-buffer combine
 CRC32C_SEGMENT = 4096
+#: threads that decode one blosclz stream together (a warp; see blosclz.cu)
+BLOSCLZ_THREADS = 32
 
 
 class Launcher(Protocol):
@@ -253,3 +256,26 @@ def transpose(launcher: Launcher, xp: Any, src: Any, dst: Any, n_chunks: int,
          xp.asarray(out_strides), np.int32(axis_a), np.int32(axis_b), np.int32(itemsize)),
     )
     return True
+
+
+def blosclz_decompress(launcher: Launcher, xp: Any, src: Any, dst: Any, src_offsets: np.ndarray,
+                       src_sizes: np.ndarray, dst_offsets: np.ndarray,
+                       dst_capacity: np.ndarray) -> Any:
+    """Decode blosclz streams src[src_offsets[i] : +src_sizes[i]] into
+    dst[dst_offsets[i] : +dst_capacity[i]], all in one launch (one thread block each).
+
+    Returns an xp int64 array: each stream's decoded size, or a negative error code
+    (reference.BLOSCLZ_*). The tables must lie inside src and dst; the stream bytes may
+    be anything."""
+    n = len(src_offsets)
+    if not len(src_sizes) == len(dst_offsets) == len(dst_capacity) == n:
+        raise ValueError("blosclz_decompress: the four tables differ in length")
+    status = xp.zeros(max(1, n), dtype=np.int64)
+    if n == 0:
+        return status[:0]
+    # the four tables in one array: one host-to-device copy
+    tables = xp.asarray(np.stack([src_offsets, src_sizes, dst_offsets, dst_capacity])
+                        .astype(np.int64))
+    launcher.launch("blosclz_decompress", (min(n, _MAX_GRID_X), 1), (BLOSCLZ_THREADS, 1),
+                    (src, dst, tables[0], tables[1], tables[2], tables[3], np.uint64(n), status))
+    return status[:n]

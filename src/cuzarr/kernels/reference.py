@@ -15,10 +15,14 @@ import google_crc32c
 import numpy as np
 
 __all__ = [
+    "BLOSCLZ_BAD_DISTANCE",
+    "BLOSCLZ_OVERFLOW",
+    "BLOSCLZ_TRUNCATED",
     "BoxTasks",
     "adler32",
     "bit_shuffle",
     "bit_unshuffle",
+    "blosclz_decompress",
     "byte_shuffle",
     "byte_unshuffle",
     "box_copy",
@@ -268,3 +272,82 @@ def box_copy(src: np.ndarray, dst: np.ndarray, tasks: BoxTasks, itemsize: int,
         else:
             target[...] = np.ndarray(shape, dtype=item, buffer=src, offset=int(tasks.src[t]),
                                      strides=tuple(int(x) for x in tasks.src_strides[t]))
+
+
+#: blosclz_decompress status codes (a stream that c-blosc would refuse), as in blosclz.cu
+BLOSCLZ_TRUNCATED, BLOSCLZ_OVERFLOW, BLOSCLZ_BAD_DISTANCE = -1, -2, -3
+_BLOSCLZ_MAX_DISTANCE = 8191
+
+
+def _blosclz_one(data: bytes, cap: int) -> tuple[int, bytearray]:
+    """One stream, rule for rule as c-blosc 1.21's blosclz_decompress (see blosclz.cu):
+    (decoded size or error code, the bytes written before it stopped)."""
+    n = len(data)
+    out = bytearray()
+    if n == 0:
+        return 0, out
+    ip, ctrl = 1, data[0] & 31
+    while True:
+        if ctrl >= 32:
+            length, ofs = (ctrl >> 5) - 1, (ctrl & 31) << 8
+            if length == 6:
+                while True:
+                    if ip + 1 >= n:
+                        return BLOSCLZ_TRUNCATED, out
+                    code = data[ip]
+                    ip += 1
+                    length += code
+                    if length > cap:
+                        return BLOSCLZ_OVERFLOW, out
+                    if code != 255:
+                        break
+            elif ip + 1 >= n:
+                return BLOSCLZ_TRUNCATED, out
+            code = data[ip]
+            ip += 1
+            length += 3
+            distance = ofs + code + 1
+            if code == 255 and ofs == 31 << 8:
+                if ip + 1 >= n:
+                    return BLOSCLZ_TRUNCATED, out
+                distance = (data[ip] << 8 | data[ip + 1]) + _BLOSCLZ_MAX_DISTANCE + 1
+                ip += 2
+            op = len(out)
+            if op + length > cap:
+                return BLOSCLZ_OVERFLOW, out
+            if distance > op:
+                return BLOSCLZ_BAD_DISTANCE, out
+            if ip >= n:
+                return op, out  # c-blosc drops a match that ends the stream
+            ctrl = data[ip]
+            ip += 1
+            piece = out[op - distance : op - distance + length]
+            out += (piece * (length // distance + 1))[:length]
+        else:
+            length = ctrl + 1
+            if len(out) + length > cap:
+                return BLOSCLZ_OVERFLOW, out
+            if ip + length > n:
+                return BLOSCLZ_TRUNCATED, out
+            out += data[ip : ip + length]
+            ip += length
+            if ip >= n:
+                return len(out), out
+            ctrl = data[ip]
+            ip += 1
+
+
+def blosclz_decompress(src: np.ndarray, dst: np.ndarray, src_offsets: np.ndarray,
+                       src_sizes: np.ndarray, dst_offsets: np.ndarray,
+                       dst_capacity: np.ndarray) -> np.ndarray:
+    """Reference of the blosclz_decompress kernel: decodes stream i,
+    src[src_offsets[i] : +src_sizes[i]], into dst[dst_offsets[i] :] (at most dst_capacity[i]
+    bytes; what a failing stream wrote before it failed stays, as on the device) and
+    returns int64 statuses: decoded sizes, or BLOSCLZ_* error codes."""
+    status = np.zeros(len(src_sizes), dtype=np.int64)
+    for s, (a, n, b, cap) in enumerate(zip(src_offsets.tolist(), src_sizes.tolist(),
+                                           dst_offsets.tolist(), dst_capacity.tolist(),
+                                           strict=True)):
+        status[s], written = _blosclz_one(src[a : a + n].tobytes(), cap)
+        dst[b : b + len(written)] = np.frombuffer(bytes(written), dtype=np.uint8)
+    return status
