@@ -29,7 +29,7 @@ from cuzarr.devices import cuda_available
 from cuzarr.errors import ConfigError
 from cuzarr.plan.chain import Chain, GenericChain, ShardChain, prepare_chain
 from cuzarr.read import read_plain, read_shards
-from cuzarr.write import write_plain, write_shards
+from cuzarr.write import device_writes, write_plain, write_shards
 
 if TYPE_CHECKING:
     from zarr.abc.store import ByteGetter, ByteSetter
@@ -220,12 +220,18 @@ class PhasedCodecPipeline(CodecPipeline):
             return
         opts = options()
         value_array = value.as_ndarray_like()
-        if not isinstance(value_array, np.ndarray) or not _all_store_paths(batch):
+        # a device value runs on the cuda device; where that cannot (device="cpu", no GPU,
+        # a chain without batched encode) zarr's pipeline writes it, as for reads
+        on_device = not isinstance(value_array, np.ndarray)
+        if (on_device and (opts.device == "cpu" or not cuda_available())) or not (
+            _all_store_paths(batch)
+        ):
             await self._zarr_pipeline().write(batch, value, drop_axes)
             return
         groups = _group_by_spec(batch)
         chains = [(self._chain(spec, opts), idx) for spec, idx in groups]
-        if any(chain is None for chain, _ in chains):
+        if any(chain is None or (on_device and not device_writes(chain))
+               for chain, _ in chains):
             await self._zarr_pipeline().write(batch, value, drop_axes)
             return
         store = batch[0][0].store
