@@ -61,6 +61,8 @@ def _encode(chain: Chain, chunks: Any, keep: np.ndarray, device: Device,
             threads: int) -> list[Any]:
     """Encode chunks[keep]; returns host bytes-like per kept chunk (None = store nothing).
     On any device the encoded slab comes to the host in one copy (encode_fixed)."""
+    if not keep.any():
+        return []
     if isinstance(chain, FixedChain):
         kept = chunks  # no copy when all are kept
         if not bool(keep.all()):
