@@ -81,6 +81,10 @@ class CudaDevice:
         if isinstance(host, DeviceBatch):
             return host
         packed = host.packed()
+        if 2 * int(packed.sizes.sum()) < packed.slab.size:
+            # a few ranges of a big slab (a write merging some inner chunks of whole stored
+            # shards): only those ranges go over
+            packed = ByteBatch.from_buffers([packed.item(i) for i in range(len(packed))])
         self._count("h2d", packed.slab.nbytes)
         return DeviceBatch(self.xp.asarray(packed.slab), packed.offsets, packed.sizes,
                            host_slab=packed.slab)
@@ -245,8 +249,10 @@ class CudaDevice:
                       out_selections: list[Any], drop_axes: tuple[int, ...]) -> bool:
         arrays = targets if isinstance(targets, list) else [targets]
         dst_base = _common_base(arrays)
-        if dst_base is None or any(a.dtype != value.dtype for a in arrays):
+        if dst_base is None or any(a.dtype != arrays[0].dtype for a in arrays):
             return False
+        if value.dtype != arrays[0].dtype:
+            value = value.astype(arrays[0].dtype)  # as numpy's assignment would cast
         scalar = value.ndim == 0
         if not scalar and _flat_bytes(value) is None:
             value = self.xp.ascontiguousarray(value)  # one device copy, then views of it
