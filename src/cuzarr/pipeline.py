@@ -2,8 +2,9 @@
 
 read:  plan (prepared chain, shard indexes, byte ranges) -> io (one slab per wave)
        -> decode (each stage once per batch) -> scatter into `out`.
-write: gather value into chunk arrays (merging what is stored) -> encode in batch
-       -> store writes (LocalStore keeps its atomic temp-and-rename) / deletes.
+write: gather value into chunk arrays on the value's device (merging what is stored)
+       -> encode in batch -> one copy of the encoded bytes to the host -> store writes
+       (LocalStore keeps its atomic temp-and-rename) / deletes.
 """
 
 from __future__ import annotations

@@ -291,6 +291,27 @@ def test_cpu_device_gathers_as_before(tmp_path: Path, monkeypatch: pytest.Monkey
         np.testing.assert_array_equal(arr[:], expected)
 
 
+@pytest.mark.parametrize("dtype", ["f4", "f8", "c8", "c16", "i2", "u1", "?"])
+def test_device_empty_rule_matches_zarr(dtype: str, standin: CudaDevice) -> None:
+    """The device's one-pass empty-chunk test agrees with zarr's NDBuffer.all_equal,
+    whatever value the rows start and end with."""
+    from zarr.core.buffer.cpu import NDBuffer
+
+    from test_scatter import CASES as FILL_CASES
+
+    _, fill, pool = next(c for c in FILL_CASES if c[0] == dtype)
+    rng = np.random.default_rng(1)
+    rows = [[pool[0]] * 6]
+    rows += [[pool[0]] * 5 + [p] for p in pool] + [[p] + [pool[0]] * 5 for p in pool]
+    rows += [list(rng.choice(np.array(pool, dtype=object), 6)) for _ in range(20)]
+    arrays = np.array(rows, dtype=dtype).reshape(len(rows), 2, 3)
+    expected = [NDBuffer.from_numpy_array(row).all_equal(fill) for row in arrays]
+    assert any(expected) and not all(expected)
+    before = standin.transfers.get("d2h-mask", 0)
+    assert standin.rows_equal_fill(arrays, fill).tolist() == expected
+    assert standin.transfers["d2h-mask"] - before == len(rows)  # the mask, nothing more
+
+
 class _DeviceValue:
     """A value zarr hands over in device memory (not a numpy array)."""
 
