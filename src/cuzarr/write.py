@@ -23,8 +23,8 @@ from cuzarr.plan.selection import (
     shift_selection,
 )
 from cuzarr.plan.shard import EMPTY, decode_indexes, encode_index, inner_ids, write_order
-from cuzarr.read import TILE_BYTES, InnerKeys, decode_chain, region_view, waves
-from cuzarr.workers import StageError, map_ranges, run_tiles
+from cuzarr.read import TILE_BYTES, InnerKeys, _too_big, decode_chain, region_view, waves
+from cuzarr.workers import StageError, map_ranges, run_tiles, split_on
 
 __all__ = ["device_writes", "write_plain", "write_shards"]
 
@@ -109,11 +109,12 @@ Builder = Callable[[int, int, np.ndarray, ByteBatch, np.ndarray, int],
 
 
 async def _drive(store: Any, entries: list[Any], item_nbytes: int, opts: Options,
-                 build: Builder) -> None:
+                 build: Builder, device: Device, what: str) -> None:
     """Run a write tile by tile (blocking stores) or wave by wave (async stores).
 
     Each tile reads the stored items it must merge with, builds and encodes its
-    items, and writes them; tiles overlap on the pool like reads do.
+    items, and writes them; tiles overlap on the pool like reads do. A tile that runs
+    out of device memory (before it writes anything) is halved and retried.
     """
     keys = [e[0].path for e in entries]
     partial = np.array([not e[4] for e in entries], dtype=bool)
@@ -128,6 +129,7 @@ async def _drive(store: Any, entries: list[Any], item_nbytes: int, opts: Options
             _store_writes_sync(store, set_keys, values, deletes, threads)
 
         per_tile = min(opts.wave_bytes, TILE_BYTES) // max(1, item_nbytes)
+        tile = split_on(device.out_of_memory, tile, _too_big(keys, what, device))
         await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
         return
     for lo, hi in waves(len(entries), item_nbytes, opts.wave_bytes):
@@ -182,7 +184,8 @@ async def write_plain(
         deletes += [keys[i] for i, v in zip(kept, encoded, strict=True) if v is None]
         return set_keys, values, deletes
 
-    await _drive(store, entries, math.prod(shape) * dtype.itemsize, opts, build)
+    await _drive(store, entries, math.prod(shape) * dtype.itemsize, opts, build, device,
+                 "chunk")
 
 
 async def write_shards(
@@ -205,7 +208,8 @@ async def write_shards(
         return _build_shards(chain, wave, keys, partial, host, present, value, drop_axes,
                              dtype, device, threads)
 
-    await _drive(store, entries, math.prod(chain.shard_shape) * dtype.itemsize, opts, build)
+    await _drive(store, entries, math.prod(chain.shard_shape) * dtype.itemsize, opts, build,
+                 device, "shard")
 
 
 def _existing_tables(chain: ShardChain, host: ByteBatch, keys: list[str],

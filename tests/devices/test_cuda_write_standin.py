@@ -312,6 +312,37 @@ def test_device_empty_rule_matches_zarr(dtype: str, standin: CudaDevice) -> None
     assert standin.transfers["d2h-mask"] - before == len(rows)  # the mask, nothing more
 
 
+class FakeOutOfMemory(Exception):
+    """Stands in for cupy's OutOfMemoryError."""
+
+
+@pytest.mark.parametrize("case", ["zstd", "sharded-zstd-end"])
+def test_out_of_memory_splits_write_tiles(case: str, tmp_path: Path, standin: CudaDevice,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write tile that runs out of device memory is halved and retried; a chunk (shard)
+    that cannot fit alone is named."""
+    limit = {"items": 4}  # two chunks, or one shard's four inner chunks
+    original = standin.rows_equal_fill
+
+    def tight_memory(chunks: Any, fill: Any) -> Any:
+        if len(chunks) > limit["items"]:
+            raise FakeOutOfMemory("out of memory")
+        return original(chunks, fill)
+
+    monkeypatch.setattr(standin, "rows_equal_fill", tight_memory)
+    monkeypatch.setattr(standin, "out_of_memory", (FakeOutOfMemory,))
+    monkeypatch.setattr(cuzarr.devices, "_cuda_device", lambda: standin)
+    data = np.random.default_rng(2).normal(size=SHAPE)
+    with cuzarr.enable(gpu=False), cuzarr.config.set(device="cuda"):
+        arr = _create(tmp_path / "a", case, 0.0, False)
+        arr[:] = data
+        np.testing.assert_array_equal(arr[:], data)
+        limit["items"] = 0
+        what = "shard" if "sharded" in case else "chunk"
+        with pytest.raises(cuzarr.DeviceMemoryError, match=rf"{what} 'c/0/0'"):
+            arr[0:2, 0:2] = 1.0
+
+
 class _DeviceValue:
     """A value zarr hands over in device memory (not a numpy array)."""
 
