@@ -28,7 +28,6 @@ from cuzarr.devices.headers import check_gzip, check_zlib, check_zstd
 from cuzarr.devices.nvcomp_backend import NvcompBackend
 from cuzarr.kernels import launch
 from cuzarr.kernels.reference import box_tasks
-from cuzarr.scatter import equal_fill, gather_into, gather_pairs
 from cuzarr.workers import StageError
 
 __all__ = ["CudaDevice", "DeviceBatch"]
@@ -237,6 +236,8 @@ class CudaDevice:
         """Every chunk's part of the value in one box_copy launch per dimensionality (a
         scalar value is the launch's fill item). Selections that are not views (integer or
         boolean arrays) go chunk by chunk with the array module: counted, logged once."""
+        from cuzarr.scatter import gather_into
+
         if self._gather_boxes(targets, value, chunk_selections, out_selections, drop_axes):
             return
         if self.per_chunk_gathers == 0:
@@ -247,6 +248,8 @@ class CudaDevice:
 
     def _gather_boxes(self, targets: Any, value: Any, chunk_selections: list[Any],
                       out_selections: list[Any], drop_axes: tuple[int, ...]) -> bool:
+        from cuzarr.scatter import gather_pairs
+
         arrays = targets if isinstance(targets, list) else [targets]
         dst_base = _common_base(arrays)
         if dst_base is None or any(a.dtype != arrays[0].dtype for a in arrays):
@@ -292,6 +295,8 @@ class CudaDevice:
     def rows_equal_fill(self, chunks: Any, fill_value: Any) -> np.ndarray:
         """zarr's empty-chunk rule in one pass over the batch on the device; only the
         n-element mask comes to the host (counted as d2h-mask)."""
+        from cuzarr.scatter import equal_fill
+
         n = chunks.shape[0]
         if fill_value is None or n == 0:
             return np.zeros(n, dtype=bool)
