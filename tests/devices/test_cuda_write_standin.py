@@ -312,6 +312,36 @@ def test_device_empty_rule_matches_zarr(dtype: str, standin: CudaDevice) -> None
     assert standin.transfers["d2h-mask"] - before == len(rows)  # the mask, nothing more
 
 
+@pytest.mark.parametrize("shape", [(), (7,), (6, 5, 9)], ids=["0d", "1d", "3d"])
+def test_other_dimensionalities(shape: tuple[int, ...], tmp_path: Path, standin: CudaDevice,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """0-d arrays (a scalar into a 0-d chunk), 1-d and 3-d transposed chunks, against zarr."""
+    monkeypatch.setattr(cuzarr.devices, "_cuda_device", lambda: standin)
+    chunks = tuple(max(1, n // 2) for n in shape)
+    order = tuple(reversed(range(len(shape))))
+    values = np.random.default_rng(4).normal(size=shape)
+    part = tuple(slice(1, n - 1) for n in shape)
+
+    def writes(path: Path) -> Any:
+        arr = zarr.create_array(str(path), shape=shape, chunks=chunks, dtype="<f8",
+                                filters=[TransposeCodec(order=order)] if shape else None,
+                                compressors=ZstdCodec())
+        arr[...] = values
+        arr[part] = -1.0
+        return arr
+
+    with zarr.config.set({"codec_pipeline.path": ORACLE}):
+        writes(tmp_path / "zarr")
+    with cuzarr.enable(gpu=False), cuzarr.config.set(device="cuda"):
+        writes(tmp_path / "cuzarr")
+    assert sorted(_files(tmp_path / "cuzarr")) == sorted(_files(tmp_path / "zarr"))
+    with zarr.config.set({"codec_pipeline.path": ORACLE}):
+        np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "cuzarr"))[...],
+                                      zarr.open_array(str(tmp_path / "zarr"))[...])
+    assert standin.per_chunk_gathers == 0
+    assert any(call[0] == "Zstd-encode" for call in nvcomp_double.Codec.calls)
+
+
 class FakeOutOfMemory(Exception):
     """Stands in for cupy's OutOfMemoryError."""
 
