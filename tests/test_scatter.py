@@ -14,6 +14,7 @@ CASES = [
     ("f4", np.float32(0.0), [0.0, -0.0, 1.0, np.nan]),
     ("f8", np.float64(np.nan), [np.nan, 0.0, 2.5]),
     ("c8", np.complex64(0), [0, 1j, -0.0]),
+    ("c16", np.complex128(0), [0, 1j, -0.0, complex(0, -0.0)]),
     ("i2", np.int16(7), [7, 0, -1]),
     ("u1", np.uint8(0), [0, 255]),
     ("?", np.False_, [False, True]),

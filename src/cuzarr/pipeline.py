@@ -2,8 +2,9 @@
 
 read:  plan (prepared chain, shard indexes, byte ranges) -> io (one slab per wave)
        -> decode (each stage once per batch) -> scatter into `out`.
-write: gather value into chunk arrays (merging what is stored) -> encode in batch
-       -> store writes (LocalStore keeps its atomic temp-and-rename) / deletes.
+write: gather value into chunk arrays on the value's device (merging what is stored)
+       -> encode in batch -> one copy of the encoded bytes to the host -> store writes
+       (LocalStore keeps its atomic temp-and-rename) / deletes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from cuzarr.devices import cuda_available
 from cuzarr.errors import ConfigError
 from cuzarr.plan.chain import Chain, GenericChain, ShardChain, prepare_chain
 from cuzarr.read import read_plain, read_shards
-from cuzarr.write import write_plain, write_shards
+from cuzarr.write import device_writes, write_plain, write_shards
 
 if TYPE_CHECKING:
     from zarr.abc.store import ByteGetter, ByteSetter
@@ -220,12 +221,18 @@ class PhasedCodecPipeline(CodecPipeline):
             return
         opts = options()
         value_array = value.as_ndarray_like()
-        if not isinstance(value_array, np.ndarray) or not _all_store_paths(batch):
+        # a device value runs on the cuda device; where that cannot (device="cpu", no GPU,
+        # a chain without batched encode) zarr's pipeline writes it, as for reads
+        on_device = not isinstance(value_array, np.ndarray)
+        if (on_device and (opts.device == "cpu" or not cuda_available())) or not (
+            _all_store_paths(batch)
+        ):
             await self._zarr_pipeline().write(batch, value, drop_axes)
             return
         groups = _group_by_spec(batch)
         chains = [(self._chain(spec, opts), idx) for spec, idx in groups]
-        if any(chain is None for chain, _ in chains):
+        if any(chain is None or (on_device and not device_writes(chain))
+               for chain, _ in chains):
             await self._zarr_pipeline().write(batch, value, drop_axes)
             return
         store = batch[0][0].store

@@ -9,7 +9,7 @@ import numpy as np
 
 from cuzarr.workers import map_ranges
 
-__all__ = ["gather_into", "rows_equal_fill", "scatter"]
+__all__ = ["equal_fill", "gather_into", "gather_pairs", "rows_equal_fill", "scatter"]
 
 _BITWISE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -68,21 +68,70 @@ def _value_part(
     return part
 
 
+def _target(targets: Any, i: int) -> Any:
+    """Write target i: a chunk of an (n, ...) batch (a view, 0-d chunks included) or the
+    i-th array of a list (shard regions)."""
+    return targets[i] if isinstance(targets, list) else targets[i, ...]
+
+
 def gather_into(
-    chunks: Any,
+    targets: Any,
     value: Any,
     chunk_selections: Sequence[Any],
     out_selections: Sequence[Any],
     drop_axes: tuple[int, ...],
 ) -> None:
-    """chunks[i][chunk_sel[i]] = value[out_sel[i]] for every chunk of a write."""
+    """targets[i][chunk_sel[i]] = value[out_sel[i]] for every chunk of a write."""
     scalar = np.ndim(value) == 0
     for i in range(len(chunk_selections)):
-        target = chunks[i, ...]  # a view, 0-d chunks included
+        target = _target(targets, i)
         part = _value_part(
             value, out_selections[i], chunk_selections[i], target.ndim, drop_axes, scalar
         )
         target[chunk_selections[i]] = part
+
+
+def gather_pairs(
+    targets: Any,
+    value: Any,
+    chunk_selections: Sequence[Any],
+    out_selections: Sequence[Any],
+    drop_axes: tuple[int, ...],
+    xp: Any = np,
+) -> list[tuple[Any, Any]] | None:
+    """`gather_into` as (source view, target view) pairs of equal shape, for a batched copy
+    (a scalar value gives None sources: the copy fills). None when a part is not a view
+    (integer or boolean array selections) or does not broadcast to its target as a view."""
+    scalar = np.ndim(value) == 0
+    pairs: list[tuple[Any, Any]] = []
+    for i in range(len(chunk_selections)):
+        target = _target(targets, i)
+        chunk_sel = chunk_selections[i]
+        if not _basic(chunk_sel) or not (scalar or _basic(out_selections[i])):
+            return None
+        view = target[(*_as_tuple(chunk_sel), Ellipsis)]
+        if scalar:
+            pairs.append((None, view))
+            continue
+        part = _value_part(value, out_selections[i], chunk_sel, target.ndim, drop_axes, False)
+        extra = part.ndim - view.ndim
+        if extra > 0 and all(n == 1 for n in part.shape[:extra]):
+            part = part.reshape(part.shape[extra:])
+        try:
+            part = xp.broadcast_to(part, view.shape)
+        except ValueError:
+            return None
+        pairs.append((part, view))
+    return pairs
+
+
+def _as_tuple(selection: Any) -> tuple[Any, ...]:
+    return selection if isinstance(selection, tuple) else (selection,)
+
+
+def _basic(selection: Any) -> bool:
+    """True for a selection of slices and ints only (basic indexing gives a view)."""
+    return all(isinstance(part, (slice, int, np.integer)) for part in _as_tuple(selection))
 
 
 def rows_equal_fill(arrays: Any, fill_value: Any) -> np.ndarray:
@@ -102,22 +151,29 @@ def rows_equal_fill(arrays: Any, fill_value: Any) -> np.ndarray:
         result[:] = True
         return result
     ends = flat[:, [0, -1]]
-    candidates = np.flatnonzero(_equal_fill(ends, fill_value).all(axis=1))
+    candidates = np.flatnonzero(equal_fill(ends, fill_value).all(axis=1))
     if candidates.size:
-        result[candidates] = _equal_fill(flat[candidates], fill_value).all(axis=1)
+        result[candidates] = equal_fill(flat[candidates], fill_value).all(axis=1)
     return result
 
 
-def _equal_fill(flat: np.ndarray, fill_value: Any) -> np.ndarray:
-    """Elementwise "equals the fill value" under zarr's rule, for a 2-D array."""
+def equal_fill(flat: Any, fill_value: Any, xp: Any = np) -> Any:
+    """Elementwise "equals the fill value" under zarr's rule, for a 2-D array of module xp.
+
+    Fill values are compared as host scalars, so a device array needs no copy to the host.
+    """
     kind = flat.dtype.kind
     fill = np.asarray(fill_value)
     if fill.dtype.kind == "f" and fill == 0.0 and kind not in "USTOV":
         fill = np.asarray(fill_value, dtype=flat.dtype)
-        bitwise = _BITWISE.get(flat.dtype.itemsize, f"V{flat.dtype.itemsize}")
-        return np.ascontiguousarray(flat).view(bitwise) == fill.view(bitwise)
+        size = flat.dtype.itemsize
+        if size in _BITWISE:
+            bits = _BITWISE[size]
+            return xp.ascontiguousarray(flat).view(bits) == fill.view(bits)[()]
+        raw = xp.ascontiguousarray(flat).view(np.uint8).reshape(*flat.shape, size)
+        return (raw == xp.asarray(fill.reshape(1).view(np.uint8))).all(axis=-1)
     fill = np.asarray(fill_value, dtype=flat.dtype)
-    equal = flat == fill
+    equal = flat == (fill if kind == "V" else fill[()])  # a scalar suits any array module
     if kind in "fcmM" and bool(np.isnan(fill)):  # structured (V) compares field by field
-        equal |= np.isnan(flat)
+        equal |= xp.isnan(flat)
     return equal

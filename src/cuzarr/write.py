@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from cuzarr.batch import ByteBatch
 from cuzarr.config import Options
 from cuzarr.decode import encode_fixed, encode_generic, named
-from cuzarr.devices import select_device
+from cuzarr.devices import CpuDevice, Device, select_device
 from cuzarr.io.host import HostReader
 from cuzarr.plan.chain import Chain, FixedChain, ShardChain
 from cuzarr.plan.selection import (
@@ -22,32 +23,50 @@ from cuzarr.plan.selection import (
     shift_selection,
 )
 from cuzarr.plan.shard import EMPTY, decode_indexes, encode_index, inner_ids, write_order
-from cuzarr.read import TILE_BYTES, InnerKeys, decode_chain, region_view, waves
-from cuzarr.scatter import gather_into, rows_equal_fill
-from cuzarr.workers import StageError, map_ranges, run_tiles
+from cuzarr.read import TILE_BYTES, InnerKeys, _too_big, decode_chain, region_view, waves
+from cuzarr.workers import StageError, map_ranges, run_tiles, split_on
 
-__all__ = ["write_plain", "write_shards"]
+__all__ = ["device_writes", "write_plain", "write_shards"]
 
 
-def _new_chunks(
-    shape: tuple[int, ...], dtype: np.dtype, fill: Any, complete: np.ndarray
-) -> np.ndarray:
+def device_writes(chain: Chain) -> bool:
+    """True when a write through `chain` can run on any device: its chunks (a shard's inner
+    chunks) encode as one batch. Generic chains encode chunk by chunk through zarr on
+    the host."""
+    inner = chain.inner if isinstance(chain, ShardChain) else chain
+    return isinstance(inner, FixedChain)
+
+
+def _write_device(chain: Chain, value: Any, opts: Options) -> Device:
+    """The device a write runs on: the value's (or the setting's), the cpu for generic chains."""
+    if not device_writes(chain):
+        return CpuDevice()
+    return select_device(value, opts.device)
+
+
+def _new_chunks(shape: tuple[int, ...], dtype: np.dtype, fill: Any, complete: np.ndarray,
+                xp: Any) -> Any:
     """Chunk buffers for a write; only chunks the value does not cover start as fill."""
-    chunks = np.empty((len(complete), *shape), dtype=dtype)
+    chunks = xp.empty((len(complete), *shape), dtype=dtype)
     if complete.all():
         return chunks
     if not complete.any():
         chunks[...] = fill
     else:
-        chunks[~complete] = fill
+        chunks[xp.asarray(np.flatnonzero(~complete))] = fill
     return chunks
 
 
-def _encode(chain: Chain, chunks: np.ndarray, keep: np.ndarray, device: Any,
+def _encode(chain: Chain, chunks: Any, keep: np.ndarray, device: Device,
             threads: int) -> list[Any]:
-    """Encode chunks[keep]; returns host bytes-like per kept chunk (None = store nothing)."""
+    """Encode chunks[keep]; returns host bytes-like per kept chunk (None = store nothing).
+    On any device the encoded slab comes to the host in one copy (encode_fixed)."""
+    if not keep.any():
+        return []
     if isinstance(chain, FixedChain):
-        kept = chunks if bool(keep.all()) else chunks[keep]  # no copy when all are kept
+        kept = chunks  # no copy when all are kept
+        if not bool(keep.all()):
+            kept = chunks[device.xp.asarray(np.flatnonzero(keep))]
         encoded = encode_fixed(chain, kept, device, threads)
         return [encoded.item(i) for i in range(len(encoded))]
     return encode_generic(chain, [chunks[i] for i in np.flatnonzero(keep)], threads)
@@ -90,11 +109,12 @@ Builder = Callable[[int, int, np.ndarray, ByteBatch, np.ndarray, int],
 
 
 async def _drive(store: Any, entries: list[Any], item_nbytes: int, opts: Options,
-                 build: Builder) -> None:
+                 build: Builder, device: Device, what: str) -> None:
     """Run a write tile by tile (blocking stores) or wave by wave (async stores).
 
     Each tile reads the stored items it must merge with, builds and encodes its
-    items, and writes them; tiles overlap on the pool like reads do.
+    items, and writes them; tiles overlap on the pool like reads do. A tile that runs
+    out of device memory (before it writes anything) is halved and retried.
     """
     keys = [e[0].path for e in entries]
     partial = np.array([not e[4] for e in entries], dtype=bool)
@@ -109,6 +129,7 @@ async def _drive(store: Any, entries: list[Any], item_nbytes: int, opts: Options
             _store_writes_sync(store, set_keys, values, deletes, threads)
 
         per_tile = min(opts.wave_bytes, TILE_BYTES) // max(1, item_nbytes)
+        tile = split_on(device.out_of_memory, tile, _too_big(keys, what, device))
         await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
         return
     for lo, hi in waves(len(entries), item_nbytes, opts.wave_bytes):
@@ -123,11 +144,16 @@ async def _drive(store: Any, entries: list[Any], item_nbytes: int, opts: Options
 
 
 async def write_plain(
-    chain: Chain, store: Any, entries: list[Any], value: np.ndarray,
+    chain: Chain, store: Any, entries: list[Any], value: Any,
     drop_axes: tuple[int, ...], opts: Options,
 ) -> None:
-    """Write whole chunks: merge partly written ones with what is stored, encode, store."""
-    device = select_device(value, opts.device)
+    """Write whole chunks: merge partly written ones with what is stored, encode, store.
+
+    Chunks are built, merged, tested for emptiness and encoded on the device; only the
+    encoded bytes (and the empty-chunk mask) come to the host.
+    """
+    device = _write_device(chain, value, opts)
+    value = device.from_value(value)
     shape = tuple(entries[0][1].shape)
     dtype = entries[0][1].dtype.to_native_dtype()
 
@@ -136,19 +162,20 @@ async def write_plain(
         wave = entries[lo:hi]
         keys = [e[0].path for e in wave]
         complete = np.array([bool(e[4]) and covers_whole(e[2], shape) for e in wave])
-        chunks = _new_chunks(shape, dtype, chain.fill_value, complete)
+        chunks = _new_chunks(shape, dtype, chain.fill_value, complete, device.xp)
         have = partial[present]
         if have.size:
-            decoded = device.for_output(
-                decode_chain(chain, host, device, threads, [keys[i] for i in have]), value
-            )
-            for row, i in enumerate(have.tolist()):
-                chunks[i, ...] = decoded[row]
-        gather_into(chunks, value, [e[2] for e in wave], [e[3] for e in wave], drop_axes)
+            decoded = decode_chain(chain, host, device, threads, [keys[i] for i in have])
+            if isinstance(decoded, list):
+                for row, i in enumerate(have.tolist()):
+                    chunks[i, ...] = decoded[row]
+            else:
+                chunks[device.xp.asarray(have)] = decoded
+        device.gather(chunks, value, [e[2] for e in wave], [e[3] for e in wave], drop_axes)
         if chain.write_empty_chunks:
             empty = np.zeros(len(wave), dtype=bool)
         else:
-            empty = rows_equal_fill(chunks, chain.fill_value)
+            empty = device.rows_equal_fill(chunks, chain.fill_value)
         encoded = _encode(chain, chunks, ~empty, device, threads)
         kept = np.flatnonzero(~empty).tolist()
         set_keys = [keys[i] for i, v in zip(kept, encoded, strict=True) if v is not None]
@@ -157,15 +184,21 @@ async def write_plain(
         deletes += [keys[i] for i, v in zip(kept, encoded, strict=True) if v is None]
         return set_keys, values, deletes
 
-    await _drive(store, entries, math.prod(shape) * dtype.itemsize, opts, build)
+    await _drive(store, entries, math.prod(shape) * dtype.itemsize, opts, build, device,
+                 "chunk")
 
 
 async def write_shards(
-    chain: ShardChain, store: Any, entries: list[Any], value: np.ndarray,
+    chain: ShardChain, store: Any, entries: list[Any], value: Any,
     drop_axes: tuple[int, ...], opts: Options,
 ) -> None:
-    """Write shards: re-encode only the touched inner chunks, keep the others' bytes."""
-    device = select_device(value, opts.device)
+    """Write shards: re-encode only the touched inner chunks, keep the others' bytes.
+
+    Inner chunks are built and encoded on the device; shards are assembled on the host
+    from the encoded bytes and the stored bytes of untouched inner chunks.
+    """
+    device = _write_device(chain, value, opts)
+    value = device.from_value(value)
     dtype = entries[0][1].dtype.to_native_dtype()
 
     def build(lo: int, hi: int, partial: np.ndarray, host: ByteBatch, present: np.ndarray,
@@ -175,7 +208,8 @@ async def write_shards(
         return _build_shards(chain, wave, keys, partial, host, present, value, drop_axes,
                              dtype, device, threads)
 
-    await _drive(store, entries, math.prod(chain.shard_shape) * dtype.itemsize, opts, build)
+    await _drive(store, entries, math.prod(chain.shard_shape) * dtype.itemsize, opts, build,
+                 device, "shard")
 
 
 def _existing_tables(chain: ShardChain, host: ByteBatch, keys: list[str],
@@ -197,90 +231,116 @@ def _existing_tables(chain: ShardChain, host: ByteBatch, keys: list[str],
     return tables
 
 
+@dataclass
+class _Region:
+    """The touched inner chunks of one shard: the box of them a write rebuilds."""
+
+    shard: int  # index in the wave
+    ids: np.ndarray  # flat inner chunk ids, C order over the box
+    counts: tuple[int, ...]  # inner chunks per dimension
+    origin: tuple[int, ...]  # the box's first element in the shard
+    shape: tuple[int, ...]  # the box's shape in elements
+    direct: bool  # the value covers the box as a plain view: no region buffer needed
+
+
 def _build_shards(
     chain: ShardChain, wave: list[Any], keys: list[str], partial: np.ndarray, host: ByteBatch,
-    present: np.ndarray, value: np.ndarray, drop_axes: tuple[int, ...], dtype: np.dtype,
-    device: Any, threads: int,
+    present: np.ndarray, value: Any, drop_axes: tuple[int, ...], dtype: np.dtype,
+    device: Device, threads: int,
 ) -> tuple[list[str], list[Any], list[str]]:
     inner = chain.inner_shape
     n_inner = chain.n_inner
+    xp = device.xp
     have = partial[present]
     existing_row = np.full(len(wave), -1, dtype=np.int64)
     existing_row[have] = np.arange(have.size)
     tables = _existing_tables(chain, host, [keys[i] for i in have], threads)
+    scalar = np.ndim(value) == 0
 
-    # 1. Per shard: the touched inner chunks, merged with stored data where needed.
-    touched_ids: list[np.ndarray] = []
-    # per shard: (region array, inner-chunk counts, region origin), or None if untouched
-    regions: list[tuple[np.ndarray, tuple[int, ...], tuple[int, ...]] | None] = []
-    decode_rows: list[tuple[int, int]] = []  # (shard in the wave, position in its touched ids)
+    # 1. Per shard: the box of touched inner chunks, and the stored ones it must merge.
+    boxes: list[_Region] = []
+    decode_rows: list[tuple[int, int]] = []  # (box, position in its ids)
     decode_ranges: list[tuple[int, int]] = []
     for s, entry in enumerate(wave):
         bounds = selection_bounds(entry[2], chain.shard_shape)
         if bounds is None:
-            touched_ids.append(np.zeros(0, dtype=np.int64))
-            regions.append(None)
             continue
         first, stop = aligned_region(bounds, inner)
-        ids = inner_ids(chain.chunks_per_shard, first, stop)
         counts = tuple(b - a for a, b in zip(first, stop, strict=True))
-        region = np.empty(tuple(k * c for k, c in zip(counts, inner, strict=True)), dtype=dtype)
-        if not (entry[4] and covers_whole(entry[2], chain.shard_shape)):
-            region[...] = chain.fill_value
+        shape = tuple(k * c for k, c in zip(counts, inner, strict=True))
+        origin = tuple(a * c for a, c in zip(first, inner, strict=True))
+        direct = not drop_axes and not scalar and covers_whole(
+            shift_selection(entry[2], origin, chain.shard_shape, shape), shape)
+        ids = inner_ids(chain.chunks_per_shard, first, stop)
         row = int(existing_row[s])
-        if row >= 0:
+        if row >= 0 and not direct:  # a value covering the box replaces what is stored
             table = tables[row][ids]
-            has = np.flatnonzero(table[:, 0] != EMPTY)
             base = int(host.offsets[row])
-            for j in has.tolist():
-                decode_rows.append((s, j))
+            for j in np.flatnonzero(table[:, 0] != EMPTY).tolist():
+                decode_rows.append((len(boxes), j))
                 decode_ranges.append((base + int(table[j, 0]), int(table[j, 1])))
-        touched_ids.append(ids)
-        regions.append((region, counts, tuple(a * c for a, c in zip(first, inner, strict=True))))
+        boxes.append(_Region(s, ids, counts, origin, shape, direct))
 
-    # 2. Decode every stored inner chunk that a partial write touches, in one batch.
+    # 2. One buffer holds every region a write merges into (fill where nothing lands).
+    built = [b for b in boxes if not b.direct]
+    sizes = np.array([math.prod(b.shape) for b in built], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    slab = xp.empty(int(starts[-1]), dtype=dtype)
+    regions = {id(b): slab[starts[k] : starts[k + 1]].reshape(b.shape)
+               for k, b in enumerate(built)}
+    fill_boxes = [b for b in built
+                  if not (wave[b.shard][4] and covers_whole(wave[b.shard][2], chain.shard_shape))]
+    if len(fill_boxes) == len(built):
+        slab[...] = chain.fill_value
+    else:
+        for b in fill_boxes:
+            regions[id(b)][...] = chain.fill_value
+
+    # 3. Decode every stored inner chunk a partial write touches in one batch; merge them.
     if decode_ranges:
-        starts = np.array([r[0] for r in decode_ranges], dtype=np.int64)
-        sizes = np.array([r[1] for r in decode_ranges], dtype=np.int64)
-        names = InnerKeys(keys, np.array([s for s, _ in decode_rows]),
-                          np.array([touched_ids[s][j] for s, j in decode_rows]),
+        names = InnerKeys(keys, np.array([boxes[k].shard for k, _ in decode_rows]),
+                          np.array([boxes[k].ids[j] for k, j in decode_rows]),
                           chain.chunks_per_shard)
-        decoded = device.for_output(
-            decode_chain(chain.inner, ByteBatch(host.slab, starts, sizes), device, threads,
-                         names),
-            value,
-        )
-        for k, (s, j) in enumerate(decode_rows):
-            region, counts, _ = regions[s]  # type: ignore[misc]  # set for touched shards
-            blocks = region_view(region, counts, inner)
-            blocks[np.unravel_index(j, counts)] = decoded[k]
+        batch = ByteBatch(host.slab, np.array([r[0] for r in decode_ranges], dtype=np.int64),
+                          np.array([r[1] for r in decode_ranges], dtype=np.int64))
+        decoded = decode_chain(chain.inner, batch, device, threads, names)
+        pairs = []
+        for k, (b, j) in enumerate(decode_rows):
+            box = boxes[b]
+            blocks = region_view(regions[id(box)], box.counts, inner)
+            pairs.append((decoded[k], blocks[np.unravel_index(j, box.counts)]))
+        device.copy_views(pairs)
 
-    # 3. Write the value into each region, cut straight into one batch of inner chunks.
-    sizes = [0 if r is None else len(touched_ids[s]) for s, r in enumerate(regions)]
-    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    chunks = np.empty((int(bounds[-1]), *inner), dtype=dtype)
-    scalar = np.ndim(value) == 0
-    for s, entry in enumerate(wave):
-        placed = regions[s]
-        if placed is None:
-            continue
-        region, counts, origin = placed
-        target = chunks[bounds[s] : bounds[s + 1]].reshape(*counts, *inner)
+    # 4. The value into each region, then every box cut into one batch of inner chunks.
+    if built:
+        device.gather([regions[id(b)] for b in built], value,
+                      [shift_selection(wave[b.shard][2], b.origin, chain.shard_shape, b.shape)
+                       for b in built],
+                      [wave[b.shard][3] for b in built], drop_axes)
+    counts_of = [len(b.ids) for b in boxes]
+    bounds = np.concatenate([[0], np.cumsum(counts_of)]).astype(np.int64)
+    chunks = xp.empty((int(bounds[-1]), *inner), dtype=dtype)
+    from_value: list[tuple[Any, Any]] = []
+    from_regions: list[tuple[Any, Any]] = []
+    for k, box in enumerate(boxes):
+        split = tuple(x for pair in zip(box.counts, inner, strict=True) for x in pair)
+        target = chunks[bounds[k] : bounds[k + 1]].reshape(*box.counts, *inner)
         target = target.transpose(_interleave(len(inner)))  # (k0, c0, k1, c1, ...) view
-        local = shift_selection(entry[2], origin, chain.shard_shape, region.shape)
-        if covers_whole(local, region.shape) and not drop_axes and not scalar:
-            target[...] = value[entry[3]].reshape(target.shape)
-            continue
-        gather_into(region[None], value, [local], [entry[3]], drop_axes)
-        target[...] = region.reshape(target.shape)
-    shard_of = np.repeat(np.arange(len(wave), dtype=np.int64), sizes)
-    ids_of = np.concatenate(touched_ids) if touched_ids else np.zeros(0, dtype=np.int64)
+        if box.direct:
+            from_value.append((value[wave[box.shard][3]].reshape(split), target))
+        else:
+            from_regions.append((regions[id(box)].reshape(split), target))
+    device.copy_views(from_value)
+    device.copy_views(from_regions)
+    shard_of = np.repeat(np.array([b.shard for b in boxes], dtype=np.int64), counts_of)
+    ids_of = (np.concatenate([b.ids for b in boxes]) if boxes
+              else np.zeros(0, dtype=np.int64))
 
     # 4. Encode the non-empty touched chunks of every shard in one batch.
     if chain.write_empty_chunks:
         empty = np.zeros(len(chunks), dtype=bool)
     else:
-        empty = rows_equal_fill(chunks, chain.fill_value)
+        empty = device.rows_equal_fill(chunks, chain.fill_value)
     encoded = _encode(chain.inner, chunks, ~empty, device, threads)
     new_bytes: list[Any] = [None] * len(chunks)
     for k, i in enumerate(np.flatnonzero(~empty).tolist()):

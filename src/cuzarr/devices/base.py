@@ -71,3 +71,24 @@ class Device(Protocol):
     def for_output(self, decoded: Any, out: Any) -> Any:
         """Decoded chunks (an array or a list of arrays) in the memory `out` lives in."""
         ...
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def from_value(self, value: Any) -> Any:
+        """A write's value in this device's memory (a host value goes over once)."""
+        ...
+
+    def gather(self, targets: Any, value: Any, chunk_selections: list[Any],
+               out_selections: list[Any], drop_axes: tuple[int, ...]) -> None:
+        """targets[i][chunk_sel[i]] = value[out_sel[i]] for every chunk of a write; targets is
+        an (n, ...) chunk batch or a list of arrays carved from one buffer."""
+        ...
+
+    def copy_views(self, pairs: list[tuple[Any, Any]]) -> None:
+        """dst[...] = src for each (src, dst) pair of equal shape (views of this device)."""
+        ...
+
+    def rows_equal_fill(self, chunks: Any, fill_value: Any) -> Any:
+        """Per chunk of an (n, ...) batch: all elements equal the fill value? A host bool
+        array (zarr's empty-chunk rule)."""
+        ...

@@ -10,6 +10,7 @@ import numpy as np
 
 from cuzarr.batch import ByteBatch
 from cuzarr.codecs.bytes_to_bytes import BytesStage
+from cuzarr.scatter import gather_into, rows_equal_fill
 
 __all__ = ["CpuDevice"]
 
@@ -60,3 +61,17 @@ class CpuDevice:
         if isinstance(array, np.ndarray):
             return array
         return None
+
+    def from_value(self, value: Any) -> Any:
+        return value
+
+    def gather(self, targets: Any, value: Any, chunk_selections: list[Any],
+               out_selections: list[Any], drop_axes: tuple[int, ...]) -> None:
+        gather_into(targets, value, chunk_selections, out_selections, drop_axes)
+
+    def copy_views(self, pairs: list[tuple[Any, Any]]) -> None:
+        for src, dst in pairs:
+            dst[...] = src
+
+    def rows_equal_fill(self, chunks: Any, fill_value: Any) -> np.ndarray:
+        return rows_equal_fill(chunks, fill_value)

@@ -79,6 +79,8 @@ class CudaDevice:
         self.host_fallbacks: dict[str, int] = {}
         #: bytes moved between host and device, by kind (h2d, d2h, d2h-output, fallback)
         self.transfers: dict[str, int] = {}
+        #: writes whose value went to the chunks selection by selection (not views)
+        self.per_chunk_gathers = 0
 
     # -- tiles -------------------------------------------------------------------------------
 
@@ -115,6 +117,10 @@ class CudaDevice:
         if isinstance(host, DeviceBatch):
             return host
         packed = host.packed()
+        if 2 * int(packed.sizes.sum()) < packed.slab.size:
+            # a few ranges of a big slab (a write merging some inner chunks of whole stored
+            # shards): only those ranges go over
+            packed = ByteBatch.from_buffers([packed.item(i) for i in range(len(packed))])
         self._count("h2d", packed.slab.nbytes)
         return DeviceBatch(self.xp.asarray(packed.slab), packed.offsets, packed.sizes,
                            host_slab=packed.slab)
@@ -336,6 +342,92 @@ class CudaDevice:
                             out.dtype.itemsize, fill)
         return True
 
+    # -- writes ------------------------------------------------------------------------------
+
+    def from_value(self, value: Any) -> Any:
+        """A write's value on the device: a host value (device="cuda" with host buffers) is
+        copied once, counted as h2d-value; an array of this device's module stays put."""
+        if isinstance(value, self.xp.ndarray):
+            return value
+        host = np.asarray(value)
+        self._count("h2d-value", host.nbytes)
+        return self.xp.asarray(host)
+
+    def gather(self, targets: Any, value: Any, chunk_selections: list[Any],
+               out_selections: list[Any], drop_axes: tuple[int, ...]) -> None:
+        """Every chunk's part of the value in one box_copy launch per dimensionality (a
+        scalar value is the launch's fill item). Selections that are not views (integer or
+        boolean arrays) go chunk by chunk with the array module: counted, logged once."""
+        from cuzarr.scatter import gather_into
+
+        if self._gather_boxes(targets, value, chunk_selections, out_selections, drop_axes):
+            return
+        if self.per_chunk_gathers == 0:
+            logger.warning("cuzarr: a write selection that is not a view; its chunks are "
+                           "gathered one by one on the %s device", self.name)
+        self.per_chunk_gathers += 1
+        gather_into(targets, value, chunk_selections, out_selections, drop_axes)
+
+    def _gather_boxes(self, targets: Any, value: Any, chunk_selections: list[Any],
+                      out_selections: list[Any], drop_axes: tuple[int, ...]) -> bool:
+        from cuzarr.scatter import gather_pairs
+
+        arrays = targets if isinstance(targets, list) else [targets]
+        dst_base = _common_base(arrays)
+        if dst_base is None or any(a.dtype != arrays[0].dtype for a in arrays):
+            return False
+        if value.dtype != arrays[0].dtype:
+            value = value.astype(arrays[0].dtype)  # as numpy's assignment would cast
+        scalar = value.ndim == 0
+        if not scalar and _flat_bytes(value) is None:
+            value = self.xp.ascontiguousarray(value)  # one device copy, then views of it
+        pairs = gather_pairs(targets, value, chunk_selections, out_selections, drop_axes,
+                             self.xp)
+        if pairs is None:
+            return False
+        fill = value.reshape(1).view(np.uint8) if scalar else None
+        self._box_copy(dst_base if scalar else _flat_bytes(value), dst_base, pairs,
+                       value.dtype.itemsize, fill)
+        return True
+
+    def copy_views(self, pairs: list[tuple[Any, Any]]) -> None:
+        """One box_copy launch per dimensionality when every source shares one buffer and
+        every target another (else the array module copies pair by pair)."""
+        if not pairs:
+            return
+        src_base = _common_base([src for src, _ in pairs])
+        dst_base = _common_base([dst for _, dst in pairs])
+        dtype = pairs[0][1].dtype
+        if (src_base is None or dst_base is None
+                or any(s.dtype != dtype or d.dtype != dtype for s, d in pairs)):
+            for src, dst in pairs:
+                dst[...] = src
+            return
+        self._box_copy(src_base, dst_base, pairs, dtype.itemsize, None)
+
+    def _box_copy(self, src_base: Any, dst_base: Any, pairs: list[tuple[Any, Any]],
+                  itemsize: int, fill: Any) -> None:
+        groups: dict[int, list[tuple[Any, Any]]] = {}
+        for src, dst in pairs:
+            groups.setdefault(dst.ndim, []).append((src, dst))
+        for group in groups.values():
+            launch.box_copy(self.launcher, self.xp, src_base, dst_base,
+                            box_tasks(src_base, dst_base, group), itemsize, fill)
+
+    def rows_equal_fill(self, chunks: Any, fill_value: Any) -> np.ndarray:
+        """zarr's empty-chunk rule in one pass over the batch on the device; only the
+        n-element mask comes to the host (counted as d2h-mask)."""
+        from cuzarr.scatter import equal_fill
+
+        n = chunks.shape[0]
+        if fill_value is None or n == 0:
+            return np.zeros(n, dtype=bool)
+        flat = chunks.reshape(n, -1)
+        if flat.shape[1] == 0:
+            return np.ones(n, dtype=bool)
+        mask = equal_fill(flat, fill_value, self.xp).all(axis=1)
+        return self._to_numpy(mask, "d2h-mask")
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _bytes(self, batch: ByteBatch, count: int, *, tail: bool) -> np.ndarray:
@@ -489,3 +581,17 @@ def _flat_bytes(array: Any) -> Any:
     if not hasattr(owner, "flags") or not owner.flags.c_contiguous:
         return None
     return owner.reshape(-1).view(np.uint8)
+
+
+def _common_base(arrays: list[Any]) -> Any:
+    """The one contiguous buffer behind every array, as flat uint8 (None if they have none
+    in common), so a box_copy can address them all from it."""
+    owners = set()
+    for array in arrays:
+        owner = array
+        while getattr(owner, "base", None) is not None:
+            owner = owner.base
+        owners.add(id(owner))
+    if len(owners) != 1:
+        return None
+    return _flat_bytes(arrays[0])
