@@ -39,8 +39,6 @@ def decode_chain(chain: Chain, batch: ByteBatch, device: Any, threads: int, keys
     return decode_generic(chain, batch, threads, keys)
 
 
-#: decoded bytes per tile on a blocking store (IO, decode and scatter overlap across tiles)
-TILE_BYTES = 8 << 20
 #: reads decoding at most this much run on the calling (event loop) thread: the hop to a
 #: worker thread costs ~0.15 ms, a tenth of a 256x256 patch read, and work this small
 #: blocks the loop for well under a millisecond

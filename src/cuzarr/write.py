@@ -23,7 +23,7 @@ from cuzarr.plan.selection import (
     shift_selection,
 )
 from cuzarr.plan.shard import EMPTY, decode_indexes, encode_index, inner_ids, write_order
-from cuzarr.read import TILE_BYTES, InnerKeys, _too_big, decode_chain, region_view, waves
+from cuzarr.read import InnerKeys, _too_big, decode_chain, region_view, waves
 from cuzarr.workers import StageError, map_ranges, run_tiles, split_on
 
 __all__ = ["device_writes", "write_plain", "write_shards"]
@@ -125,12 +125,14 @@ async def _drive(store: Any, entries: list[Any], item_nbytes: int, opts: Options
             host, present = ByteBatch.empty(), np.zeros(0, dtype=bool)
             if part.size:
                 host, present = HostReader(store, threads).whole_sync([keys[lo + i] for i in part])
-            set_keys, values, deletes = build(lo, hi, part, host, present, threads)
+            with device.tile_scope():
+                set_keys, values, deletes = build(lo, hi, part, host, present, threads)
             _store_writes_sync(store, set_keys, values, deletes, threads)
 
-        per_tile = min(opts.wave_bytes, TILE_BYTES) // max(1, item_nbytes)
+        per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, item_nbytes)
         tile = split_on(device.out_of_memory, tile, _too_big(keys, what, device))
-        await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads)
+        await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads,
+                                device.tiles_in_flight)
         return
     for lo, hi in waves(len(entries), item_nbytes, opts.wave_bytes):
         part = np.flatnonzero(partial[lo:hi])

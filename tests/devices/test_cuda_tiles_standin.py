@@ -109,3 +109,34 @@ def test_default_tiles_are_large() -> None:
     """The cpu device's 8 MiB tiles would turn a 3 GB read into 400 small nvCOMP calls."""
     assert CudaDevice.tile_bytes >= 256 << 20
     assert CudaDevice.tiles_in_flight == 2
+
+
+def test_write_tiles_run_on_their_own_streams(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeStream.made.clear()
+    FakeStream.most_active = 0
+    backend = NvcompBackend(nvcomp_double, stream=FakeStream.current)
+    seen: list[int] = []
+    real_encode = backend.encode
+
+    def encode(*args: Any, **kwargs: Any) -> Any:
+        seen.append(FakeStream.current())
+        return real_encode(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "encode", encode)
+    device = CudaDevice(np, backend, HostLauncher(), kvikio=kvikio_double,
+                        new_stream=FakeStream)
+    device.tile_bytes = 3 * 40 * 50 * 4  # three chunks per tile
+    monkeypatch.setattr(cuzarr.devices, "_cuda_device", lambda: device)
+    data = np.arange(200 * 250, dtype="<f4").reshape(200, 250) % 977
+    with cuzarr.enable(gpu=False), cuzarr.config.set(device="cuda", threads=4):
+        arr = zarr.create_array(str(tmp_path / "w"), shape=data.shape, chunks=(40, 50),
+                                dtype=data.dtype, compressors=ZstdCodec())
+        arr[:] = data
+    with zarr.config.set({"codec_pipeline.path": "zarr.core.codec_pipeline.BatchedCodecPipeline"}):
+        np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "w"))[:], data)
+    tiles = -(-25 // 3)
+    assert len(seen) == tiles, "one batched nvCOMP encode per tile"
+    assert 0 not in seen, "every nvCOMP encode ran on a tile's stream"
+    assert FakeStream.most_active <= device.tiles_in_flight
+    assert sum(s.synced for s in FakeStream.made) == tiles
