@@ -70,24 +70,32 @@ class FakeStream:
         self.synced += 1
 
 
-def test_tiles_run_on_their_own_streams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _recording_device(monkeypatch: pytest.MonkeyPatch, method: str,
+                      chunks_per_tile: int) -> tuple[CudaDevice, list[int]]:
+    """A stand-in cuda device on fake streams whose nvCOMP `method` records the stream it
+    was called on; tiles of `chunks_per_tile` 40x50 float32 chunks."""
     FakeStream.made.clear()
     FakeStream.most_active = 0
     nvcomp_double.Codec.calls.clear()
     kvikio_double.CuFile.reads.clear()
     backend = NvcompBackend(nvcomp_double, stream=FakeStream.current)
     seen: list[int] = []
-    real_decode = backend.decode
+    real = getattr(backend, method)
 
-    def decode(*args: Any, **kwargs: Any) -> Any:
+    def recorded(*args: Any, **kwargs: Any) -> Any:
         seen.append(FakeStream.current())
-        return real_decode(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(backend, "decode", decode)
+    monkeypatch.setattr(backend, method, recorded)
     device = CudaDevice(np, backend, HostLauncher(), kvikio=kvikio_double,
                         new_stream=FakeStream)
-    device.tile_bytes = 4 * 40 * 50 * 4  # four chunks per tile
+    device.tile_bytes = chunks_per_tile * 40 * 50 * 4
     monkeypatch.setattr(cuzarr.devices, "_cuda_device", lambda: device)
+    return device, seen
+
+
+def test_tiles_run_on_their_own_streams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    device, seen = _recording_device(monkeypatch, "decode", chunks_per_tile=4)
     data = np.arange(200 * 250, dtype="<f4").reshape(200, 250) % 977
     with zarr.config.set({"codec_pipeline.path": "zarr.core.codec_pipeline.BatchedCodecPipeline"}):
         arr = zarr.create_array(str(tmp_path / "a"), shape=data.shape, chunks=(40, 50),
@@ -113,21 +121,7 @@ def test_default_tiles_are_large() -> None:
 
 def test_write_tiles_run_on_their_own_streams(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    FakeStream.made.clear()
-    FakeStream.most_active = 0
-    backend = NvcompBackend(nvcomp_double, stream=FakeStream.current)
-    seen: list[int] = []
-    real_encode = backend.encode
-
-    def encode(*args: Any, **kwargs: Any) -> Any:
-        seen.append(FakeStream.current())
-        return real_encode(*args, **kwargs)
-
-    monkeypatch.setattr(backend, "encode", encode)
-    device = CudaDevice(np, backend, HostLauncher(), kvikio=kvikio_double,
-                        new_stream=FakeStream)
-    device.tile_bytes = 3 * 40 * 50 * 4  # three chunks per tile
-    monkeypatch.setattr(cuzarr.devices, "_cuda_device", lambda: device)
+    device, seen = _recording_device(monkeypatch, "encode", chunks_per_tile=3)
     data = np.arange(200 * 250, dtype="<f4").reshape(200, 250) % 977
     with cuzarr.enable(gpu=False), cuzarr.config.set(device="cuda", threads=4):
         arr = zarr.create_array(str(tmp_path / "w"), shape=data.shape, chunks=(40, 50),

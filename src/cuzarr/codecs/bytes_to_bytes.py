@@ -83,8 +83,20 @@ class BytesStage(ABC):
                 except Exception as e:
                     raise StageError(i, f"{self.name}: {type(e).__name__}: {e}") from e
 
-        map_ranges(work, len(batch), threads, min_items=min_items)
+        map_ranges(work, len(batch), threads, min_items=_items_per_hop(batch, min_items))
         return _gather(out, len(batch), pack=pack)
+
+
+#: an item this large is worth a hop to another thread on its own
+_BIG_ITEM = 256 << 10
+
+
+def _items_per_hop(batch: ByteBatch, small: int, decoded: int = 0) -> int:
+    """Items per thread hop: `small` for small items, 1 when items (stored, or `decoded`)
+    are large, so that a read of two 4 MiB chunks uses two threads."""
+    if len(batch) and max(int(batch.sizes.max()), decoded) >= _BIG_ITEM:
+        return 1
+    return small
 
 
 def _check_sizes(name: str, batch: ByteBatch, expected: int | None) -> None:
@@ -349,7 +361,7 @@ class BloscStage(BytesStage):
                 except Exception as e:
                     raise StageError(i, f"blosc: {e}") from e
 
-        map_ranges(work, n, threads, min_items=4)
+        map_ranges(work, n, threads, min_items=_items_per_hop(batch, 4, int(nbytes.max())))
         return ByteBatch(out, offsets, nbytes)
 
     def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:

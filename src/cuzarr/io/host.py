@@ -8,7 +8,9 @@ pool too; async-only stores are read concurrently on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,31 @@ def _supports_sync(store: Any) -> bool:
     from zarr.abc.store import _store_supports_sync_io
 
     return bool(_store_supports_sync_io(store))
+
+
+@contextlib.contextmanager
+def _opened(root: str, keys: list[str], threads: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Open every key under `root` from the pool: (fds, sizes), -1 for a missing key; all
+    are closed on exit, whatever happened in between."""
+    n = len(keys)
+    fds = np.full(n, -1, dtype=np.int64)
+    sizes = np.zeros(n, dtype=np.int64)
+
+    def open_all(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            try:
+                fd = os.open(os.path.join(root, keys[i]), os.O_RDONLY)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                continue
+            fds[i] = fd
+            sizes[i] = os.fstat(fd).st_size
+
+    try:
+        map_ranges(open_all, n, threads, min_items=16)
+        yield fds, sizes
+    finally:
+        for fd in fds[fds >= 0]:
+            os.close(int(fd))
 
 
 def _pread_into(fd: int, view: memoryview, offset: int) -> int:
@@ -88,22 +115,8 @@ class HostReader:
         return _whole_result(self._fetch_sync(keys, [None] * len(keys)))
 
     def _local_whole(self, keys: list[str]) -> tuple[ByteBatch, np.ndarray]:
-        n = len(keys)
-        fds = np.full(n, -1, dtype=np.int64)
-        sizes = np.zeros(n, dtype=np.int64)
-        root = self.root
-
-        def open_all(lo: int, hi: int) -> None:
-            for i in range(lo, hi):
-                try:
-                    fd = os.open(os.path.join(root, keys[i]), os.O_RDONLY)
-                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                    continue
-                fds[i] = fd
-                sizes[i] = os.fstat(fd).st_size
-
-        try:
-            map_ranges(open_all, n, self.threads, min_items=16)
+        assert self.root is not None
+        with _opened(self.root, keys, self.threads) as (fds, sizes):
             present = fds >= 0
             idx = np.flatnonzero(present)
             item_sizes = sizes[idx]
@@ -121,9 +134,6 @@ class HostReader:
                         raise ChunkDecodeError(keys[idx[j]], "the file shrank while it was read")
 
             map_ranges(read_all, len(idx), self.threads, min_items=8)
-        finally:
-            for fd in fds[fds >= 0]:
-                os.close(int(fd))
         return ByteBatch(slab, offsets, item_sizes), present
 
     def windows_sync(
@@ -134,24 +144,13 @@ class HostReader:
         slab, and a presence mask."""
         if self.root is None:
             raise TypeError("window reads need a LocalStore")
-        n = len(keys)
-        fds = np.full(n, -1, dtype=np.int64)
-        root = self.root
-
-        def open_all(lo: int, hi: int) -> None:
-            for i in range(lo, hi):
-                try:
-                    fd = os.open(os.path.join(root, keys[i]), os.O_RDONLY)
-                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                    continue
-                fds[i] = fd
-                size = os.fstat(fd).st_size
-                if size != whole:
-                    raise ChunkDecodeError(keys[i], f"stored {size} bytes, expected {whole}")
-
-        try:
-            map_ranges(open_all, n, self.threads, min_items=16)
-            idx = np.flatnonzero(fds >= 0)
+        with _opened(self.root, keys, self.threads) as (fds, sizes):
+            present = fds >= 0
+            idx = np.flatnonzero(present)
+            bad = idx[sizes[idx] != whole]
+            if bad.size:
+                i = int(bad[0])
+                raise ChunkDecodeError(keys[i], f"stored {int(sizes[i])} bytes, expected {whole}")
             slab = np.empty(len(idx) * length, dtype=np.uint8)
             view = memoryview(slab)
 
@@ -164,10 +163,7 @@ class HostReader:
                         raise ChunkDecodeError(keys[i], "the file shrank while it was read")
 
             map_ranges(read_all, len(idx), self.threads, min_items=8)
-        finally:
-            for fd in fds[fds >= 0]:
-                os.close(int(fd))
-        return ByteBatch.fixed(slab, len(idx), length), fds >= 0
+        return ByteBatch.fixed(slab, len(idx), length), present
 
     # -- shard indexes ---------------------------------------------------------------
 
