@@ -4,7 +4,11 @@ cuda path, in one command (for the device machine: one call, few minutes).
 1. the `cuda`-marked test suite (pytest -m cuda), counted;
 2. the kernel benchmark (bench.kernels): GB/s against the device copy rate;
 3. a read benchmark: a zstd-compressed sharded float32 array read into cupy with
-   cuzarr's cuda device and with zarr's BatchedCodecPipeline + enable_gpu, same run.
+   cuzarr's cuda device and with zarr's BatchedCodecPipeline + enable_gpu, same run;
+4. the benchmark suite's GPU engines (cuzarr-cuda, batched-gpu, fused-gpu, and cuzarr on
+   the cpu for scale) on the GPU_WORKLOADS, reads and writes, full size: among them blosc
+   lz4 + shuffle against zarr Batched + enable_gpu (the Blosc issue's benchmark). Its
+   results.json/md/png land in DIR/suite.
 
 Writes DIR/gpu-check.json. Without a usable GPU it writes what is missing and exits 2.
 """
@@ -83,6 +87,25 @@ def _read_benchmark(mib: int, rounds: int) -> dict[str, Any]:
     return results
 
 
+GPU_ENGINES = ("cuzarr-cuda", "batched-gpu", "fused-gpu", "cuzarr")
+GPU_WORKLOADS = ("blosc-lz4-shuffle", "sharded-zstd-1MiB", "zstd-4MiB", "gzip-1MiB",
+                 "small-2KiB")
+
+
+def _suite(out: Path, rounds: int, *, quick: bool = False,
+           workloads: tuple[str, ...] = GPU_WORKLOADS) -> dict[str, Any]:
+    """The bench suite's GPU engines, reads and writes; returns its per-entry summary."""
+    from bench.runner import Options, run
+
+    options = Options(quick=quick, engines=GPU_ENGINES, workloads=workloads,
+                      ops=("read", "write"), rounds=rounds, out=str(out / "suite"),
+                      progress=False)
+    results = run(options)
+    keep = ("workload", "op", "engine", "status", "error", "best_s", "gb_per_s",
+            "ratio_vs_peers")
+    return {"summary": [{k: e.get(k) for k in keep} for e in results["summary"]]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench gpu-check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mib", type=int, default=1024,
                         help="read benchmark size in MiB (the issue's target case: 3128)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-suite", action="store_true",
+                        help="skip step 4 (the suite's GPU engines, a few minutes)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     from cuzarr.devices import _missing_cuda_parts
@@ -114,5 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # report, do not hide, a failing GPU read
         report["read"] = {"error": f"{type(e).__name__}: {e}"}
     (args.out / "gpu-check.json").write_text(json.dumps(report, indent=2, default=str))
+    if not args.no_suite:
+        try:
+            report["suite"] = _suite(args.out, min(args.rounds, 3))
+        except Exception as e:
+            report["suite"] = {"error": f"{type(e).__name__}: {e}"}
+        (args.out / "gpu-check.json").write_text(json.dumps(report, indent=2, default=str))
     print(json.dumps({k: report[k] for k in ("device", "tests")}, indent=2))
-    return 0 if report["tests"]["failed"] == 0 and "error" not in report["read"] else 1
+    suite_ok = all(e["status"] == "ok" for e in report.get("suite", {}).get("summary", []))
+    ok = report["tests"]["failed"] == 0 and "error" not in report["read"] and suite_ok
+    return 0 if ok and "error" not in report.get("suite", {}) else 1
