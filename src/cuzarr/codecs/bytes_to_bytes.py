@@ -25,6 +25,11 @@ try:  # Intel ISA-L's inflate: the same streams as zlib, decoded 2-2.5x faster
 except ImportError:  # pragma: no cover - isal is a dependency; zlib keeps working without it
     _inflate = zlib  # type: ignore[assignment]
 
+try:  # libdeflate: standard gzip/zlib streams at zlib's levels, 3-4.5x faster, no larger
+    import deflate as _libdeflate
+except ImportError:  # pragma: no cover - a dependency; zlib/numcodecs serve without it
+    _libdeflate = None
+
 __all__ = [
     "BloscStage",
     "BytesStage",
@@ -252,6 +257,13 @@ class GzipStage(BytesStage):
         return out
 
     def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
+        if _libdeflate is not None and 1 <= self.level <= 9:
+            level = self.level
+
+            def one(view: Any) -> bytes:
+                return bytes(_libdeflate.gzip_compress(view, level))  # bytearray -> bytes
+
+            return self._per_item(batch, threads, one, pack=False)
         from numcodecs import GZip
 
         codec = GZip(self.level)
@@ -271,7 +283,14 @@ class ZlibStage(BytesStage):
         return out
 
     def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
-        return self._per_item(batch, threads, lambda v: zlib.compress(v, self.level), pack=False)
+        level = self.level
+        if _libdeflate is not None and 1 <= level <= 9:
+
+            def one(view: Any) -> bytes:
+                return bytes(_libdeflate.zlib_compress(view, level))  # bytearray -> bytes
+
+            return self._per_item(batch, threads, one, pack=False)
+        return self._per_item(batch, threads, lambda v: zlib.compress(v, level), pack=False)
 
 
 @dataclass(frozen=True)
