@@ -90,16 +90,22 @@ async def read_plain(
 
         per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, per_chunk)
         tile = split_on(device.out_of_memory, tile, _too_big(keys, "chunk", device))
-        args = (tile, len(entries), per_tile, opts.threads, device.tiles_in_flight)
-        if len(entries) * per_chunk <= INLINE_BYTES:
-            run_tiles(*args)
-        else:
-            await asyncio.to_thread(run_tiles, *args)
+        await _run_tiles(len(entries) * per_chunk <= INLINE_BYTES, tile, len(entries), per_tile,
+                         opts.threads, device.tiles_in_flight)
         return present_all
     for lo, hi in waves(len(entries), per_chunk, opts.wave_bytes):
         host, present = await reader.whole(keys[lo:hi])
         await asyncio.to_thread(finish, host, present, lo, hi, opts.threads)
     return present_all
+
+
+async def _run_tiles(inline: bool, *args: Any) -> None:
+    """`run_tiles(*args)` on this (event loop) thread for a small read (INLINE_BYTES), on a
+    worker thread otherwise."""
+    if inline:
+        run_tiles(*args)
+    else:
+        await asyncio.to_thread(run_tiles, *args)
 
 
 def _raw_c_order(chain: Chain) -> bool:
@@ -216,11 +222,8 @@ async def read_shards(
 
         tile = split_on(device.out_of_memory, tile, _too_big(keys, "shard", device))
         per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, shard_nbytes)
-        args = (tile, len(entries), per_tile, opts.threads, device.tiles_in_flight)
-        if _small_shard_read(chain, entries, out):
-            run_tiles(*args)
-        else:
-            await asyncio.to_thread(run_tiles, *args)
+        await _run_tiles(_small_shard_read(chain, entries, out), tile, len(entries), per_tile,
+                         opts.threads, device.tiles_in_flight)
         return present_all
     for lo, hi in waves(len(entries), shard_nbytes, opts.wave_bytes):
         present_all[lo:hi] = await job.run_async(reader, lo, hi)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,7 +116,8 @@ def _check_sizes(name: str, batch: ByteBatch, expected: int | None) -> None:
 
 @dataclass(frozen=True)
 class ZstdStage(BytesStage):
-    """Zstandard frames; decoded by zstandard's multi-frame API in C threads."""
+    """Zstandard frames: small ones decoded by zstandard's multi-frame C API in ranges on
+    our pool, large ones straight into their rows of the output slab."""
 
     level: int = 0
     checksum: bool = False
@@ -240,6 +242,15 @@ def _gunzip(view: Any) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+def _libdeflate_encoder(name: str, level: int) -> Callable[[Any], bytes] | None:
+    """libdeflate's `name` ("gzip_compress" or "zlib_compress") at `level`; None where
+    libdeflate is missing or the level is outside 1-9, and zlib serves."""
+    if _libdeflate is None or not 1 <= level <= 9:
+        return None
+    compress = getattr(_libdeflate, name)
+    return lambda view: bytes(compress(view, level))  # its bytearray -> bytes for the store
+
+
 def _unzlib(view: Any) -> bytes:
     return _inflate.decompress(view)
 
@@ -257,17 +268,10 @@ class GzipStage(BytesStage):
         return out
 
     def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
-        if _libdeflate is not None and 1 <= self.level <= 9:
-            level = self.level
-
-            def one(view: Any) -> bytes:
-                return bytes(_libdeflate.gzip_compress(view, level))  # bytearray -> bytes
-
-            return self._per_item(batch, threads, one, pack=False)
         from numcodecs import GZip
 
-        codec = GZip(self.level)
-        return self._per_item(batch, threads, codec.encode, pack=False)
+        one = _libdeflate_encoder("gzip_compress", self.level) or GZip(self.level).encode
+        return self._per_item(batch, threads, one, pack=False)
 
 
 @dataclass(frozen=True)
@@ -284,13 +288,8 @@ class ZlibStage(BytesStage):
 
     def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
         level = self.level
-        if _libdeflate is not None and 1 <= level <= 9:
-
-            def one(view: Any) -> bytes:
-                return bytes(_libdeflate.zlib_compress(view, level))  # bytearray -> bytes
-
-            return self._per_item(batch, threads, one, pack=False)
-        return self._per_item(batch, threads, lambda v: zlib.compress(v, level), pack=False)
+        one = _libdeflate_encoder("zlib_compress", level) or (lambda v: zlib.compress(v, level))
+        return self._per_item(batch, threads, one, pack=False)
 
 
 @dataclass(frozen=True)
