@@ -80,8 +80,9 @@ def run_tiles(
     With several tiles, tiles overlap one another's IO, decode and copies: the phases
     of a batch, pipelined tile by tile. At most `in_flight` tiles (default `threads`)
     run at once, which bounds memory to `in_flight * per_tile` items; each gets
-    `threads // in_flight` threads for its own phases. One tile runs on the calling
-    thread with every thread.
+    `threads // in_flight` threads for its own phases; with one tile per thread, each
+    thread works through a contiguous block of tiles (`_Blocks`). One tile runs on the
+    calling thread with every thread.
     """
     if n <= 0:
         return
@@ -95,8 +96,13 @@ def run_tiles(
         return
     pool = _get_pool(threads)
     if limit == threads:
-        # the pool's size bounds the tiles in flight, and free threads take the next tile
-        futures = [pool.submit(fn, lo, hi, 1) for lo, hi in tiles]
+        blocks = _Blocks(len(tiles), min(threads, len(tiles)))
+
+        def block(k: int) -> None:
+            while (t := blocks.take(k)) is not None:
+                fn(*tiles[t], 1)
+
+        futures = [pool.submit(block, k) for k in range(blocks.lanes)]
     else:
         lanes = min(limit, len(tiles))
         inner = max(1, threads // lanes)
@@ -111,6 +117,36 @@ def run_tiles(
     for error in errors:
         if error is not None:
             raise error
+
+
+class _Blocks:
+    """Tiles 0..n-1 cut into one contiguous block per lane. A lane takes its own block
+    front to back, then steals from the back of the fullest other block.
+
+    Contiguous blocks keep the threads in different parts of the output: on a fresh
+    output array the first touch of every page zeroes it in the kernel, and threads
+    faulting the same (huge) pages wait on one another; interleaved tiles cost a read
+    of 256 MiB in 4 MiB chunks about 10 ms of 160 here.
+    """
+
+    def __init__(self, n: int, lanes: int) -> None:
+        self.lanes = lanes
+        cuts = [n * k // lanes for k in range(lanes + 1)]
+        self._next = cuts[:-1]
+        self._end = cuts[1:]
+        self._lock = threading.Lock()
+
+    def take(self, k: int) -> int | None:
+        with self._lock:
+            if self._next[k] < self._end[k]:
+                self._next[k] += 1
+                return self._next[k] - 1
+            left = [self._end[j] - self._next[j] for j in range(self.lanes)]
+            j = max(range(self.lanes), key=left.__getitem__)
+            if left[j] <= 0:
+                return None
+            self._end[j] -= 1
+            return self._end[j]
 
 
 def split_on(
