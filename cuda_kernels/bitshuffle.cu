@@ -127,3 +127,57 @@ extern "C" __global__ void bit_unshuffle_tiled(const unsigned char* src, unsigne
         }
     }
 }
+
+// Coalesced bit shuffle (blosc encode), the mirror of bit_unshuffle_tiled: a thread block
+// reads a tile of BITSHUFFLE_TILE items (one contiguous run) into shared memory, then
+// writes the tile's 32-byte slice of each of the 8 * typesize bit-rows, each output byte
+// gathering bit k of byte j from 8 items of the tile. Block: BITSHUFFLE_TILE threads;
+// typesize <= 16.
+extern "C" __global__ void bit_shuffle_tiled(const unsigned char* src, unsigned char* dst,
+                                             const unsigned long long* offsets,
+                                             const unsigned long long* lengths,
+                                             unsigned long long n_blocks, int typesize,
+                                             int version)
+{
+    __shared__ unsigned char tile[BITSHUFFLE_TILE][16 + 1];
+    const int row_slice = BITSHUFFLE_TILE / 8;
+    for (unsigned long long b = blockIdx.y; b < n_blocks; b += gridDim.y) {
+        const unsigned char* in = src + offsets[b];
+        unsigned char* out = dst + offsets[b];
+        unsigned long long length = lengths[b];
+        unsigned long long n = bitshuffle_items(length / typesize, version);
+        unsigned long long row_bytes = n / 8;
+        unsigned long long body = n * typesize;
+        int rows = 8 * typesize;
+        unsigned long long n_tiles = (n + BITSHUFFLE_TILE - 1) / BITSHUFFLE_TILE;
+        for (unsigned long long t = blockIdx.x; t < n_tiles; t += gridDim.x) {
+            unsigned long long item0 = t * BITSHUFFLE_TILE;
+            unsigned long long items = n - item0 < BITSHUFFLE_TILE ? n - item0 : BITSHUFFLE_TILE;
+            for (unsigned long long k = threadIdx.x; k < items * typesize; k += blockDim.x) {
+                tile[k / typesize][k % typesize] = in[item0 * typesize + k];
+            }
+            __syncthreads();
+            // items is a multiple of 8: each row gets items / 8 whole bytes from this tile
+            int slice = (int)(items / 8);
+            for (int k = threadIdx.x; k < rows * row_slice; k += blockDim.x) {
+                int r = k / row_slice;
+                int c = k % row_slice;
+                if (c < slice) {
+                    int j = r / 8;
+                    int bit = r % 8;
+                    unsigned int value = 0;
+                    for (int m = 0; m < 8; ++m) {
+                        value |= ((tile[c * 8 + m][j] >> bit) & 1u) << m;
+                    }
+                    out[r * row_bytes + item0 / 8 + c] = (unsigned char)value;
+                }
+            }
+            __syncthreads();
+        }
+        if (blockIdx.x == 0) {
+            for (unsigned long long p = body + threadIdx.x; p < length; p += blockDim.x) {
+                out[p] = in[p];
+            }
+        }
+    }
+}

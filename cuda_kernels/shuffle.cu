@@ -95,3 +95,44 @@ extern "C" __global__ void byte_unshuffle_tiled(const unsigned char* src, unsign
         }
     }
 }
+
+// Coalesced byte shuffle (blosc encode), the mirror of byte_unshuffle_tiled: each thread
+// block reads a tile of UNSHUFFLE_TILE items (one contiguous run) into shared memory, then
+// writes the tile's slice of every plane (contiguous runs). Block: UNSHUFFLE_TILE threads.
+// Grid: x walks tiles, y walks blocks. typesize <= 16.
+extern "C" __global__ void byte_shuffle_tiled(const unsigned char* src, unsigned char* dst,
+                                              const unsigned long long* offsets,
+                                              const unsigned long long* lengths,
+                                              unsigned long long n_blocks, int typesize)
+{
+    __shared__ unsigned char tile[UNSHUFFLE_MAX_TYPESIZE][UNSHUFFLE_TILE + 1];
+    for (unsigned long long b = blockIdx.y; b < n_blocks; b += gridDim.y) {
+        const unsigned char* in = src + offsets[b];
+        unsigned char* out = dst + offsets[b];
+        unsigned long long length = lengths[b];
+        unsigned long long quot = length / typesize;
+        unsigned long long body = quot * typesize;
+        unsigned long long n_tiles = (quot + UNSHUFFLE_TILE - 1) / UNSHUFFLE_TILE;
+        for (unsigned long long t = blockIdx.x; t < n_tiles; t += gridDim.x) {
+            unsigned long long item0 = t * UNSHUFFLE_TILE;
+            unsigned long long items = quot - item0 < UNSHUFFLE_TILE ? quot - item0
+                                                                     : UNSHUFFLE_TILE;
+            for (unsigned long long k = threadIdx.x; k < items * typesize; k += blockDim.x) {
+                tile[k % typesize][k / typesize] = in[item0 * typesize + k];
+            }
+            __syncthreads();
+            for (int plane = 0; plane < typesize; ++plane) {
+                for (unsigned long long e = threadIdx.x; e < items; e += blockDim.x) {
+                    out[plane * quot + item0 + e] = tile[plane][e];
+                }
+            }
+            __syncthreads();
+        }
+        // trailing bytes of the block are stored unshuffled
+        if (blockIdx.x == 0) {
+            for (unsigned long long p = body + threadIdx.x; p < length; p += blockDim.x) {
+                out[p] = in[p];
+            }
+        }
+    }
+}

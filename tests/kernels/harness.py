@@ -29,6 +29,8 @@ SIGNATURES = {
     "host_byteswap": [UINT, UINT, UINT, UINT, u8p, ULL, INT],
     "host_byte_shuffle": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
     "host_byte_unshuffle": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
+    "host_byte_shuffle_tiled": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
+    "host_bit_shuffle_tiled": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
     "host_byte_unshuffle_tiled": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT],
     "host_bit_unshuffle_tiled": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
     "host_bit_shuffle": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
@@ -50,19 +52,23 @@ SIGNATURES = {
 
 
 @cache
-def library() -> ctypes.CDLL:
-    """The compiled harness (cached per source content in the temp folder)."""
+def library(reverse: bool = False) -> ctypes.CDLL:
+    """The compiled harness (cached per source content in the temp folder). `reverse`
+    runs a block's threads last to first between barriers (HOST_CUDA_REVERSE_THREADS), so
+    a read of what a lower-numbered thread wrote without a barrier shows too."""
     compiler = shutil.which("g++")
     if compiler is None:
         raise RuntimeError("the kernel host harness needs g++")
     sources = [HERE / "host_kernels.cpp", HERE / "host_cuda.h", HERE / "barrier_probe.cu",
                *sorted(kernel_dir().glob("*.cu"))]
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)
+                            + (b"reverse" if reverse else b"")).hexdigest()[:16]
     target = Path(tempfile.gettempdir()) / f"cuzarr-host-kernels-{digest}.so"
     if not target.exists():
         partial = target.with_suffix(f".{digest}.partial")
         subprocess.run(
             [compiler, "-std=c++17", "-O2", "-shared", "-fPIC", "-x", "c++",
+             *(["-DHOST_CUDA_REVERSE_THREADS"] if reverse else []),
              f"-I{HERE}", f"-I{kernel_dir()}", str(HERE / "host_kernels.cpp"), "-o",
              str(partial)],
             check=True,

@@ -48,6 +48,24 @@ void host_bit_shuffle(unsigned int grid_x, unsigned int grid_y, unsigned int blo
                 [&] { bit_shuffle(src, dst, offsets, lengths, n_blocks, typesize, version); });
 }
 
+void host_byte_shuffle_tiled(unsigned int grid_x, unsigned int grid_y, unsigned int block_x, unsigned int block_y,
+                             const unsigned char* src, unsigned char* dst,
+                             const unsigned long long* offsets, const unsigned long long* lengths,
+                             unsigned long long n_blocks, int typesize)
+{
+    host_launch(dim3(grid_x, grid_y), dim3(block_x, block_y),
+                [&] { byte_shuffle_tiled(src, dst, offsets, lengths, n_blocks, typesize); });
+}
+
+void host_bit_shuffle_tiled(unsigned int grid_x, unsigned int grid_y, unsigned int block_x, unsigned int block_y,
+                            const unsigned char* src, unsigned char* dst,
+                            const unsigned long long* offsets, const unsigned long long* lengths,
+                            unsigned long long n_blocks, int typesize, int version)
+{
+    host_launch(dim3(grid_x, grid_y), dim3(block_x, block_y),
+                [&] { bit_shuffle_tiled(src, dst, offsets, lengths, n_blocks, typesize, version); });
+}
+
 void host_bit_unshuffle(unsigned int grid_x, unsigned int grid_y, unsigned int block_x, unsigned int block_y,
                         const unsigned char* src, unsigned char* dst,
                         const unsigned long long* offsets, const unsigned long long* lengths,

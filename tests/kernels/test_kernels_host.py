@@ -56,6 +56,40 @@ def test_byte_shuffle_and_unshuffle(typesize: int, nbytes: int, blocksize: int, 
     np.testing.assert_array_equal(back, data)
 
 
+@SETTINGS
+@given(typesize=st.sampled_from([1, 2, 3, 4, 8, 16]), nbytes=st.integers(0, 6000),
+       blocksize=st.integers(1, 2500), version=st.sampled_from([2, 3]), grid_x=grids,
+       grid_y=grids, block=st.sampled_from([1, 7, 32, 100, 256, 300]),
+       seed=st.integers(0, 2**32 - 1), reverse=st.booleans())
+def test_tiled_shuffles(typesize: int, nbytes: int, blocksize: int, version: int, grid_x: int,
+                        grid_y: int, block: int, seed: int, reverse: bool) -> None:
+    """The coalesced (shared-memory) encode shuffles give the reference's bytes for any
+    grid and block size, tiles cut short at the end of a block included, with threads run
+    in either order between barriers."""
+    data = np.random.default_rng(seed).integers(0, 256, nbytes, dtype=np.uint8)
+    offsets, lengths = reference.shuffle_blocks(nbytes, blocksize)
+    out = np.full_like(data, 0xA5)
+    library(reverse).host_byte_shuffle_tiled(grid_x, grid_y, block, 1, data, out, offsets, lengths,
+                                      len(offsets), typesize)
+    np.testing.assert_array_equal(out, reference.byte_shuffle(data, offsets, lengths, typesize))
+    out = np.full_like(data, 0xA5)
+    library(reverse).host_bit_shuffle_tiled(grid_x, grid_y, block, 1, data, out, offsets, lengths,
+                                     len(offsets), typesize, version)
+    np.testing.assert_array_equal(
+        out, reference.bit_shuffle(data, offsets, lengths, typesize, version)
+    )
+    # and the tiled unshuffles (one thread per item of a tile) take it back
+    back = np.full_like(data, 0x5A)
+    library(reverse).host_bit_unshuffle_tiled(grid_x, grid_y, 256, 1, out, back, offsets,
+                                              lengths, len(offsets), typesize, version)
+    np.testing.assert_array_equal(back, data)
+    shuffled = reference.byte_shuffle(data, offsets, lengths, typesize)
+    back = np.full_like(data, 0x5A)
+    library(reverse).host_byte_unshuffle_tiled(grid_x, grid_y, 256, 1, shuffled, back, offsets,
+                                               lengths, len(offsets), typesize)
+    np.testing.assert_array_equal(back, data)
+
+
 @pytest.mark.parametrize("typesize", [2, 3, 4, 8])
 @pytest.mark.parametrize("n_items", [0, 1, 24, 251])
 def test_shuffle_reference_matches_numcodecs(typesize: int, n_items: int) -> None:

@@ -137,8 +137,9 @@ def test_gpu_check_suite_step(tmp_path: object) -> None:
 
 
 @pytest.mark.parametrize("typesize", [3, 16, 24])
-def test_unshuffles_tiled_and_wide_items(typesize: int) -> None:
-    """Item sizes up to 16 take the tiled kernels, wider ones the one-thread-per-byte ones."""
+def test_shuffles_tiled_and_wide_items(typesize: int) -> None:
+    """Item sizes up to 16 take the tiled kernels, wider ones the one-thread-per-byte ones,
+    both ways."""
     data = np.random.default_rng(typesize).integers(0, 256, 5000, dtype=np.uint8)
     offsets, lengths = reference.shuffle_blocks(5000, 1200)
     launcher = HostLauncher()
@@ -151,8 +152,15 @@ def test_unshuffles_tiled_and_wide_items(typesize: int) -> None:
                          reference.bit_shuffle(data, offsets, lengths, typesize, 3), out,
                          offsets, lengths, typesize, 3)
     np.testing.assert_array_equal(out, data)
+    shuffled = np.zeros_like(data)
+    launch.byte_shuffle(launcher, np, data, shuffled, offsets, lengths, typesize)
+    np.testing.assert_array_equal(shuffled,
+                                  reference.byte_shuffle(data, offsets, lengths, typesize))
+    launch.bit_shuffle(launcher, np, data, shuffled, offsets, lengths, typesize, 3)
+    np.testing.assert_array_equal(shuffled,
+                                  reference.bit_shuffle(data, offsets, lengths, typesize, 3))
     tiled = typesize <= 16
-    assert [name.endswith("_tiled") for name, _, _ in launcher.launches] == [tiled, tiled]
+    assert [name.endswith("_tiled") for name, _, _ in launcher.launches] == [tiled] * 4
 
 
 def test_blosclz_decompress_one_launch() -> None:

@@ -96,13 +96,13 @@ def byteswap(launcher: Launcher, data: Any, itemsize: int) -> None:
                     (data, np.uint64(n_items), np.int32(itemsize)))
 
 
-#: items per tile of the coalesced unshuffles (UNSHUFFLE_TILE and BITSHUFFLE_TILE in the .cu)
+#: items per tile of the coalesced (un)shuffles (UNSHUFFLE_TILE and BITSHUFFLE_TILE in the .cu)
 UNSHUFFLE_TILE = 256
 
 
-def _unshuffle(name: str, launcher: Launcher, xp: Any, src: Any, dst: Any,
-               offsets: np.ndarray, lengths: np.ndarray, typesize: int,
-               extra: tuple = ()) -> None:
+def _shuffles(name: str, launcher: Launcher, xp: Any, src: Any, dst: Any,
+              offsets: np.ndarray, lengths: np.ndarray, typesize: int,
+              extra: tuple = ()) -> None:
     """One launch over every block: the `<name>_tiled` kernel (coalesced through shared
     memory) for item sizes up to 16 bytes, the plain one-thread-per-byte kernel above."""
     if len(lengths) != len(offsets):
@@ -124,39 +124,27 @@ def byte_unshuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.
                    lengths: np.ndarray, typesize: int) -> None:
     """Blosc byte unshuffle of blocks src[offsets[i] : +lengths[i]] into the same places
     of dst, one launch for every block of every chunk."""
-    _unshuffle("byte_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize)
-
-
-def _shuffle(name: str, launcher: Launcher, xp: Any, src: Any, dst: Any,
-             offsets: np.ndarray, lengths: np.ndarray, typesize: int, extra: tuple = ()) -> None:
-    if len(lengths) != len(offsets):
-        raise ValueError(f"{len(offsets)} offsets but {len(lengths)} lengths")
-    if len(offsets) == 0:
-        return
-    launcher.launch(name, grid_for(int(np.max(lengths)), len(offsets)), BLOCK,
-                    (src, dst, xp.asarray(offsets, dtype=np.uint64),
-                     xp.asarray(lengths, dtype=np.uint64), np.uint64(len(offsets)),
-                     np.int32(typesize), *extra))
+    _shuffles("byte_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize)
 
 
 def byte_shuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.ndarray,
                  lengths: np.ndarray, typesize: int) -> None:
     """Blosc byte shuffle of blocks src[offsets[i] : +lengths[i]] into the same places of
     dst (blosc encode), one launch."""
-    _shuffle("byte_shuffle", launcher, xp, src, dst, offsets, lengths, typesize)
+    _shuffles("byte_shuffle", launcher, xp, src, dst, offsets, lengths, typesize)
 
 
 def bit_shuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.ndarray,
                 lengths: np.ndarray, typesize: int, version: int) -> None:
     """Blosc bit shuffle of blocks (format `version` rules, see bitshuffle.cu), one launch."""
-    _shuffle("bit_shuffle", launcher, xp, src, dst, offsets, lengths, typesize,
+    _shuffles("bit_shuffle", launcher, xp, src, dst, offsets, lengths, typesize,
              (np.int32(version),))
 
 
 def bit_unshuffle(launcher: Launcher, xp: Any, src: Any, dst: Any, offsets: np.ndarray,
                   lengths: np.ndarray, typesize: int, version: int) -> None:
     """Blosc bit unshuffle of blocks (format `version` rules, see bitshuffle.cu)."""
-    _unshuffle("bit_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize,
+    _shuffles("bit_unshuffle", launcher, xp, src, dst, offsets, lengths, typesize,
                (np.int32(version),))
 
 
