@@ -13,7 +13,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from cuzarr.kernels import KERNEL_FILES, kernel_source
-from cuzarr.kernels.reference import BoxTasks, crc32_table, crc32c_table, segment_plan
+from cuzarr.kernels.boxes import compact
+from cuzarr.kernels.reference import (
+    BoxTasks,
+    address,
+    crc32_table,
+    crc32c_table,
+    segment_plan,
+)
 
 __all__ = [
     "BLOCK",
@@ -193,21 +200,39 @@ def adler32(launcher: Launcher, xp: Any, data: Any, offsets: np.ndarray,
 
 
 def box_copy(launcher: Launcher, xp: Any, src: Any, dst: Any, tasks: BoxTasks, itemsize: int,
-             fill: np.ndarray | None = None) -> None:
-    """Run the box copies of `tasks` (reference.box_tasks) in one launch."""
+             fill: Any = None) -> None:
+    """Run the box copies of `tasks` (reference.box_tasks) in one launch, after merging
+    dimensions contiguous in both buffers and widening items (boxes.compact). `fill`: the
+    fill item's bytes (numpy or `xp`), for tasks whose source is < 0."""
+    tasks, width = compact(tasks, itemsize, address(src), address(dst))
     n = len(tasks.dst)
     if n == 0:
         return
     largest = int(np.max(np.prod(tasks.extents, axis=1))) if tasks.ndim else 1
-    fill_bytes = np.zeros(itemsize, dtype=np.uint8) if fill is None else fill
+    fill_bytes = xp.zeros(itemsize, dtype=np.uint8) if fill is None else xp.asarray(fill)
+    fill_bytes = _aligned(xp, xp.tile(fill_bytes.reshape(-1)[:itemsize],
+                                      max(1, width // itemsize)))
+    itemsize = width
     launcher.launch(
         "box_copy", grid_for(largest, n), BLOCK,
         (src, dst, xp.asarray(tasks.src), xp.asarray(tasks.dst),
          xp.asarray(np.ascontiguousarray(tasks.extents)),
          xp.asarray(np.ascontiguousarray(tasks.src_strides)),
          xp.asarray(np.ascontiguousarray(tasks.dst_strides)),
-         np.uint64(n), np.int32(tasks.ndim), np.int32(itemsize), xp.asarray(fill_bytes)),
+         np.uint64(n), np.int32(tasks.ndim), np.int32(itemsize), fill_bytes),
     )
+
+
+def _aligned(xp: Any, data: Any, alignment: int = 16) -> Any:
+    """`data` (a flat uint8 array) at an address that is a multiple of `alignment`, for
+    the kernels' wide loads of it."""
+    if address(data) % alignment == 0:
+        return data
+    room = xp.empty(data.size + alignment, dtype=np.uint8)
+    start = -address(room) % alignment
+    out = room[start : start + data.size]
+    out[...] = data
+    return out
 
 
 def transpose(launcher: Launcher, xp: Any, src: Any, dst: Any, n_chunks: int,

@@ -214,7 +214,8 @@ class BoxTasks:
         return int(self.extents.shape[1])
 
 
-def _address(array: Any) -> int:
+def address(array: Any) -> int:
+    """The data address of a numpy or cupy array."""
     interface = getattr(array, "__cuda_array_interface__", None) or array.__array_interface__
     return int(interface["data"][0])
 
@@ -226,7 +227,7 @@ def box_tasks(src_base: Any, dst_base: Any, pairs: list[tuple[Any, Any]]) -> Box
     None means fill. Views of any strides work: slices with steps, transposes, dropped
     axes (give both the same shape). All pairs must have the same number of dimensions.
     """
-    src_addr, dst_addr = _address(src_base), _address(dst_base)
+    src_addr, dst_addr = address(src_base), address(dst_base)
     n = len(pairs)
     ndim = pairs[0][1].ndim if n else 0
     tables = BoxTasks(
@@ -237,12 +238,12 @@ def box_tasks(src_base: Any, dst_base: Any, pairs: list[tuple[Any, Any]]) -> Box
         if src_view is not None and src_view.shape != dst_view.shape:
             raise ValueError(f"box {t}: shapes differ, {src_view.shape} vs {dst_view.shape}")
         tables.extents[t] = dst_view.shape
-        tables.dst[t] = _address(dst_view) - dst_addr
+        tables.dst[t] = address(dst_view) - dst_addr
         tables.dst_strides[t] = dst_view.strides
         if src_view is None:
             tables.src[t] = -1
         else:
-            tables.src[t] = _address(src_view) - src_addr
+            tables.src[t] = address(src_view) - src_addr
             tables.src_strides[t] = src_view.strides
     return tables
 
@@ -267,8 +268,9 @@ def box_copy(src: np.ndarray, dst: np.ndarray, tasks: BoxTasks, itemsize: int,
         shape = tuple(int(e) for e in tasks.extents[t])
         target = np.ndarray(shape, dtype=item, buffer=dst, offset=int(tasks.dst[t]),
                             strides=tuple(int(x) for x in tasks.dst_strides[t]))
-        if tasks.src[t] < 0:
-            target[...] = fill.view(item)[0]
+        if tasks.src[t] < 0:  # read from the fill buffer, through the task's strides
+            target[...] = np.ndarray(shape, dtype=item, buffer=fill,
+                                     strides=tuple(int(x) for x in tasks.src_strides[t]))
         else:
             target[...] = np.ndarray(shape, dtype=item, buffer=src, offset=int(tasks.src[t]),
                                      strides=tuple(int(x) for x in tasks.src_strides[t]))
