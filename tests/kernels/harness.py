@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cuzarr.kernels import kernel_dir
+from cuzarr.kernels import kernel_dir, launch
 
 HERE = Path(__file__).resolve().parent
 
@@ -96,6 +96,7 @@ class HostLauncher:
 
     def launch(self, name: str, grid: tuple[int, int], block: tuple[int, int],
                args: tuple) -> None:
+        launch._file_of(name)  # the GPU launcher must find the kernel's file too
         self.launches.append((name, grid, block))
         plain = [int(a) if isinstance(a, np.integer) else a for a in args]
         with _LAUNCH_LOCK:

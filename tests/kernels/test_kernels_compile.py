@@ -29,3 +29,16 @@ def test_compiles(name: str, arch: str, tmp_path: Path) -> None:
     ).stdout if shutil.which("cuobjdump") else ""
     for kernel in KERNEL_FILES[name]:
         assert not symbols or kernel in symbols, f"{kernel} missing from {name}"
+
+
+def test_every_kernel_is_registered() -> None:
+    """KERNEL_FILES names every .cu file and exactly the extern "C" kernels each defines:
+    the GPU launcher finds a kernel's module through it."""
+    import re
+
+    files = {p.name for p in kernel_dir().glob("*.cu")}
+    assert files == set(KERNEL_FILES)
+    for name in files:
+        source = (kernel_dir() / name).read_text()
+        defined = set(re.findall(r'extern "C" __global__ void (\w+)\s*\(', source))
+        assert defined == set(KERNEL_FILES[name]), name

@@ -14,8 +14,10 @@ __all__ = ["KERNEL_FILES", "kernel_dir", "kernel_source"]
 #: kernel file -> the extern "C" kernels it defines
 KERNEL_FILES: dict[str, tuple[str, ...]] = {
     "byteswap.cu": ("byteswap",),
-    "shuffle.cu": ("byte_shuffle", "byte_unshuffle", "byte_unshuffle_tiled"),
-    "bitshuffle.cu": ("bit_shuffle", "bit_unshuffle", "bit_unshuffle_tiled"),
+    "shuffle.cu": ("byte_shuffle", "byte_unshuffle", "byte_unshuffle_tiled",
+                   "byte_shuffle_tiled"),
+    "bitshuffle.cu": ("bit_shuffle", "bit_unshuffle", "bit_unshuffle_tiled",
+                      "bit_shuffle_tiled"),
     "crc32.cu": ("crc32c_segments", "crc32c_combine", "crc32_segments", "crc32_combine"),
     "adler32.cu": ("adler32_segments", "adler32_combine"),
     "box_copy.cu": ("box_copy",),
