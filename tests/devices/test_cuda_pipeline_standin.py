@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ShardingCodec, ZstdCodec
+from zarr.codecs import (
+    BloscCodec,
+    BytesCodec,
+    Crc32cCodec,
+    GzipCodec,
+    ShardingCodec,
+    TransposeCodec,
+    ZstdCodec,
+)
 
 import cuzarr
 import cuzarr.devices
@@ -24,6 +32,7 @@ CASES = {
     "big-endian-raw": {"serializer": BytesCodec(endian="big"), "compressors": None},
     "blosc-lz4": {"compressors": BloscCodec(cname="lz4")},
     "blosclz": {"compressors": BloscCodec(cname="blosclz")},
+    "transpose-zstd": {"filters": [TransposeCodec(order=(1, 0))], "compressors": ZstdCodec()},
     "sharded-zstd": {
         "serializer": ShardingCodec(chunk_shape=(8, 10), codecs=[BytesCodec(), ZstdCodec()]),
         "compressors": None,
@@ -64,6 +73,8 @@ def test_cuda_standin_matches_zarr(case: str, tmp_path: Path, standin: CudaDevic
         assert "box_copy" in launched
     if case == "big-endian-raw":  # both directions of the bytes codec on the kernel
         assert "byteswap" in launched
+    if case == "transpose-zstd":  # chunks stored transposed scatter through shared memory
+        assert "box_copy_tiled" in launched
 
 
 def test_kvikio_reads_align_and_coalesce(tmp_path: Path, standin: CudaDevice) -> None:

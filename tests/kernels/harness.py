@@ -37,6 +37,8 @@ SIGNATURES = {
     "host_bit_unshuffle": [UINT, UINT, UINT, UINT, u8p, u8p, u64p, u64p, ULL, INT, INT],
     "host_box_copy": [UINT, UINT, UINT, UINT, u8p, u8p, i64p, i64p, i64p, i64p, i64p, ULL, INT, INT,
                       u8p],
+    "host_box_copy_tiled": [UINT, UINT, UINT, UINT, u8p, u8p, i64p, i64p, i64p, i64p, i64p, ULL,
+                            INT, INT, u8p, INT, INT],
     "host_transpose_tiled": [UINT, UINT, UINT, UINT, u8p, u8p, ULL, INT, i64p, i64p, i64p, INT,
                              INT, INT],
     "host_blosclz_decompress": [UINT, UINT, UINT, UINT, u8p, u8p, i64p, i64p, i64p, i64p, ULL,

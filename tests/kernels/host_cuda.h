@@ -58,7 +58,7 @@ inline void syncthreads()
 #define __global__
 #define __device__
 #define __forceinline__ inline
-#define __align__(n) alignas(n)
+#define __align__(n) __attribute__((aligned(n)))
 #define __shared__ static
 #define __syncthreads() host_cuda::syncthreads()
 

@@ -156,6 +156,19 @@ void host_box_copy(unsigned int grid_x, unsigned int grid_y, unsigned int block_
     });
 }
 
+void host_box_copy_tiled(unsigned int grid_x, unsigned int grid_y, unsigned int block_x,
+                         unsigned int block_y, const unsigned char* src, unsigned char* dst,
+                         const long long* task_src, const long long* task_dst,
+                         const long long* extents, const long long* src_strides,
+                         const long long* dst_strides, unsigned long long n_tasks, int ndim,
+                         int itemsize, const unsigned char* fill, int axis_p, int axis_q)
+{
+    host_launch(dim3(grid_x, grid_y), dim3(block_x, block_y), [&] {
+        box_copy_tiled(src, dst, task_src, task_dst, extents, src_strides, dst_strides, n_tasks,
+                       ndim, itemsize, fill, axis_p, axis_q);
+    });
+}
+
 void host_block_sums(unsigned int grid_x, unsigned int grid_y, unsigned int block_x, unsigned int block_y,
                      const int* values, int* sums, int n, int synchronised)
 {

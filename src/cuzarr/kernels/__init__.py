@@ -20,7 +20,7 @@ KERNEL_FILES: dict[str, tuple[str, ...]] = {
                       "bit_shuffle_tiled"),
     "crc32.cu": ("crc32c_segments", "crc32c_combine", "crc32_segments", "crc32_combine"),
     "adler32.cu": ("adler32_segments", "adler32_combine"),
-    "box_copy.cu": ("box_copy",),
+    "box_copy.cu": ("box_copy", "box_copy_tiled"),
     "transpose.cu": ("transpose_tiled",),
     "blosclz.cu": ("blosclz_decompress",),
 }

@@ -38,6 +38,7 @@ __all__ = [
     "crc32c",
     "grid_for",
     "transpose",
+    "transposing_axes",
 ]
 
 #: threads per block for the 1-D launches (memory-bound kernels: enough to hide latency)
@@ -208,19 +209,55 @@ def box_copy(launcher: Launcher, xp: Any, src: Any, dst: Any, tasks: BoxTasks, i
     n = len(tasks.dst)
     if n == 0:
         return
-    largest = int(np.max(np.prod(tasks.extents, axis=1))) if tasks.ndim else 1
     fill_bytes = xp.zeros(itemsize, dtype=np.uint8) if fill is None else xp.asarray(fill)
     fill_bytes = _aligned(xp, xp.tile(fill_bytes.reshape(-1)[:itemsize],
                                       max(1, width // itemsize)))
-    itemsize = width
-    launcher.launch(
-        "box_copy", grid_for(largest, n), BLOCK,
-        (src, dst, xp.asarray(tasks.src), xp.asarray(tasks.dst),
-         xp.asarray(np.ascontiguousarray(tasks.extents)),
-         xp.asarray(np.ascontiguousarray(tasks.src_strides)),
-         xp.asarray(np.ascontiguousarray(tasks.dst_strides)),
-         np.uint64(n), np.int32(tasks.ndim), np.int32(itemsize), fill_bytes),
-    )
+    args = (src, dst, xp.asarray(tasks.src), xp.asarray(tasks.dst),
+            xp.asarray(np.ascontiguousarray(tasks.extents)),
+            xp.asarray(np.ascontiguousarray(tasks.src_strides)),
+            xp.asarray(np.ascontiguousarray(tasks.dst_strides)),
+            np.uint64(n), np.int32(tasks.ndim), np.int32(width), fill_bytes)
+    axes = transposing_axes(tasks, width)
+    if axes is None:
+        largest = int(np.max(np.prod(tasks.extents, axis=1)))
+        launcher.launch("box_copy", grid_for(largest, n), BLOCK, args)
+        return
+    p, q = axes
+    plane = tasks.extents[:, p] * tasks.extents[:, q]
+    tiles = np.prod(tasks.extents, axis=1) // np.maximum(1, plane)
+    tiles *= -(-tasks.extents[:, p] // TILE) * -(-tasks.extents[:, q] // TILE)
+    grid = (max(1, min(_MAX_GRID_X, int(tiles.max()))), max(1, min(_MAX_GRID_Y, n)))
+    launcher.launch("box_copy_tiled", grid, TILE_BLOCK, (*args, np.int32(p), np.int32(q)))
+
+
+#: both sides of a plane need this many words for the tiled box copy to pay
+TILED_MIN_EXTENT = 8
+
+
+def transposing_axes(tasks: BoxTasks, width: int) -> tuple[int, int] | None:
+    """(p, q): the axis contiguous in the source and the one contiguous in the
+    destination, when they differ for every copied task (boxes of transposed chunks, both
+    ways) and the planes are big enough for 32 x 32 tiles to pay. Then box_copy_tiled
+    coalesces both sides; None keeps the plain kernel."""
+    copied = tasks.src >= 0
+    if tasks.ndim < 2 or not copied.any():
+        return None
+    p = _contiguous_axis(tasks.src_strides[copied], width)
+    q = _contiguous_axis(tasks.dst_strides, width)
+    if p is None or q is None or p == q:
+        return None
+    sides = tasks.extents[copied][:, [p, q]]
+    if int(np.median(sides.min(axis=1))) < TILED_MIN_EXTENT:
+        return None
+    return p, q
+
+
+def _contiguous_axis(strides: np.ndarray, width: int) -> int | None:
+    """The last axis whose stride is `width` in every row, if any."""
+    for axis in range(strides.shape[1] - 1, -1, -1):
+        if np.all(strides[:, axis] == width):
+            return axis
+    return None
 
 
 def _aligned(xp: Any, data: Any, alignment: int = 16) -> Any:
