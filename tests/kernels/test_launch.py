@@ -84,6 +84,22 @@ def test_kernel_benchmark_explains_missing_gpu(capsys: pytest.CaptureFixture[str
     assert "cupy" in capsys.readouterr().err
 
 
+def test_kernel_benchmark_cases_run_on_the_host() -> None:
+    """Every case of the GPU kernel benchmark runs once on the host emulation (1 MiB), so
+    a GPU run does not find a broken case, and each takes the kernel it is named for."""
+    from bench import kernels
+
+    launcher = HostLauncher()
+    built = kernels.cases(np, launcher, 1 << 20)
+    for name, (fn, moved) in built.items():
+        fn()
+        assert moved > 0, name
+    names = [name for name, _, _ in launcher.launches]
+    assert {"box_copy", "box_copy_tiled", "byte_shuffle_tiled", "bit_shuffle_tiled",
+            "byte_unshuffle_tiled", "bit_unshuffle_tiled", "transpose_tiled",
+            "blosclz_decompress", "byteswap"} <= set(names)
+
+
 @settings(max_examples=60, deadline=None)
 @given(shape=st.lists(st.integers(1, 40), min_size=2, max_size=4), n_chunks=st.integers(1, 3),
        itemsize=st.sampled_from([1, 2, 4, 8, 16]), data=st.data())
