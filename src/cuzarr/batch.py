@@ -7,7 +7,7 @@ slab; no Python object per chunk lives between phases.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,9 +51,10 @@ class ByteBatch:
         return cls(xp.zeros(0, dtype=np.uint8), zero, zero)
 
     @classmethod
-    def from_buffers(cls, buffers: Sequence[Any], *, pack: bool = True) -> ByteBatch:
+    def from_buffers(cls, buffers: Sequence[Any], *, pack: bool = True,
+                     alloc: Callable[[int], np.ndarray] | None = None) -> ByteBatch:
         """Host buffers (bytes, memoryviews, uint8 arrays) as a batch, packed into one slab
-        unless `pack` is False."""
+        unless `pack` is False; `alloc(nbytes)` makes the slab (pinned memory, say)."""
         sizes = np.fromiter((len(b) for b in buffers), dtype=np.int64, count=len(buffers))
         offsets = np.zeros(len(buffers), dtype=np.int64)
         if len(buffers) > 1:
@@ -62,7 +63,12 @@ class ByteBatch:
             return cls.empty()
         if not pack:
             return cls(None, offsets, sizes, tuple(buffers))
-        slab = np.concatenate([np.frombuffer(b, dtype=np.uint8) for b in buffers])
+        if alloc is None:
+            slab = np.concatenate([np.frombuffer(b, dtype=np.uint8) for b in buffers])
+            return cls(slab, offsets, sizes)
+        slab = alloc(int(sizes.sum()))
+        for b, start, size in zip(buffers, offsets.tolist(), sizes.tolist(), strict=True):
+            slab[start : start + size] = np.frombuffer(b, dtype=np.uint8)
         return cls(slab, offsets, sizes)
 
     @classmethod

@@ -13,6 +13,7 @@ from cuzarr.batch import ByteBatch
 from cuzarr.config import Options
 from cuzarr.decode import decode_fixed, decode_generic, named
 from cuzarr.devices import select_device
+from cuzarr.devices.base import run_in_tile
 from cuzarr.errors import DeviceMemoryError
 from cuzarr.io.host import HostReader
 from cuzarr.plan.chain import Chain, FixedChain, ShardChain
@@ -72,7 +73,7 @@ async def read_plain(
             scatter(out, decoded, rows, chunk_sels, out_sels, drop_axes, chain.fill_value,
                     threads)
 
-    reader = HostReader(store, opts.threads)
+    reader = HostReader(store, opts.threads, alloc=device.host_empty)
     if reader.blocking:
         direct = device.local_reader(store) if isinstance(chain, FixedChain) else None
         windows = reader.root is not None and device.name == "cpu" and _raw_c_order(chain)
@@ -85,7 +86,8 @@ async def read_plain(
                 if direct is not None:
                     host, present = direct.whole(keys[lo:hi])
                 else:
-                    host, present = HostReader(store, threads).whole_sync(keys[lo:hi])
+                    host, present = HostReader(store, threads,
+                                               alloc=device.host_empty).whole_sync(keys[lo:hi])
                 finish(host, present, lo, hi, threads)
 
         per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, per_chunk)
@@ -95,7 +97,7 @@ async def read_plain(
         return present_all
     for lo, hi in waves(len(entries), per_chunk, opts.wave_bytes):
         host, present = await reader.whole(keys[lo:hi])
-        await asyncio.to_thread(finish, host, present, lo, hi, opts.threads)
+        await asyncio.to_thread(run_in_tile, device, finish, host, present, lo, hi, opts.threads)
     return present_all
 
 
@@ -214,11 +216,12 @@ async def read_shards(
     shard_nbytes = math.prod(chain.shard_shape) * out.dtype.itemsize
     present_all = np.zeros(len(entries), dtype=bool)
     job = _ShardRead(chain, entries, keys, out, drop_axes, opts, device)
-    reader = HostReader(store, opts.threads)
+    reader = HostReader(store, opts.threads, alloc=device.host_empty)
     if reader.blocking:
         def tile(lo: int, hi: int, threads: int) -> None:
             with device.tile_scope():
-                present_all[lo:hi] = job.run_sync(HostReader(store, threads), lo, hi, threads)
+                tile_reader = HostReader(store, threads, alloc=device.host_empty)
+                present_all[lo:hi] = job.run_sync(tile_reader, lo, hi, threads)
 
         tile = split_on(device.out_of_memory, tile, _too_big(keys, "shard", device))
         per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, shard_nbytes)
@@ -290,7 +293,8 @@ class _ShardRead:
                 max_bytes=self.opts.coalesce_max_bytes,
             )
         await asyncio.to_thread(
-            self._decode_and_place, batch, plan, present_keys, index.present, lo, threads
+            run_in_tile, self.device, self._decode_and_place, batch, plan, present_keys,
+            index.present, lo, threads,
         )
         return index.present
 

@@ -14,6 +14,7 @@ from cuzarr.batch import ByteBatch
 from cuzarr.config import Options
 from cuzarr.decode import encode_fixed, encode_generic, named
 from cuzarr.devices import CpuDevice, Device, select_device
+from cuzarr.devices.base import run_in_tile
 from cuzarr.io.host import HostReader
 from cuzarr.plan.chain import Chain, FixedChain, ShardChain
 from cuzarr.plan.selection import (
@@ -118,13 +119,14 @@ async def _drive(store: Any, entries: list[Any], item_nbytes: int, opts: Options
     """
     keys = [e[0].path for e in entries]
     partial = np.array([not e[4] for e in entries], dtype=bool)
-    reader = HostReader(store, opts.threads)
+    reader = HostReader(store, opts.threads, alloc=device.host_empty)
     if reader.blocking:
         def tile(lo: int, hi: int, threads: int) -> None:
             part = np.flatnonzero(partial[lo:hi])
             host, present = ByteBatch.empty(), np.zeros(0, dtype=bool)
             if part.size:
-                host, present = HostReader(store, threads).whole_sync([keys[lo + i] for i in part])
+                host, present = HostReader(store, threads, alloc=device.host_empty).whole_sync(
+                    [keys[lo + i] for i in part])
             with device.tile_scope():
                 set_keys, values, deletes = build(lo, hi, part, host, present, threads)
             _store_writes_sync(store, set_keys, values, deletes, threads)
@@ -140,7 +142,7 @@ async def _drive(store: Any, entries: list[Any], item_nbytes: int, opts: Options
         if part.size:
             host, present = await reader.whole([keys[lo + i] for i in part])
         set_keys, values, deletes = await asyncio.to_thread(
-            build, lo, hi, part, host, present, opts.threads
+            run_in_tile, device, build, lo, hi, part, host, present, opts.threads
         )
         await _store_writes_async(store, set_keys, values, deletes)
 

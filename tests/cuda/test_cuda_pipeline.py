@@ -72,3 +72,41 @@ def test_gpu_corrupt_chunk_names_key(tmp_path: Path) -> None:
     victim.write_bytes(bytes(raw))
     with cuzarr.enable(gpu=True), pytest.raises(cuzarr.ChunkDecodeError, match="c/1/0"):
         zarr.open_array(str(path))[:]
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_gpu_read_from_a_memory_store_through_pinned_slabs(sharded: bool) -> None:
+    """A store kvikio cannot read: fetched into pinned host slabs, one upload per wave."""
+    import cupy as cp
+    from zarr.storage import MemoryStore
+
+    device = cuzarr.devices._cuda_device()
+    slab = device.host_empty(1 << 20)
+    attributes = cp.cuda.runtime.pointerGetAttributes(slab.ctypes.data)
+    assert attributes.type == cp.cuda.runtime.memoryTypeHost  # page-locked, not pageable
+    data = np.random.default_rng(5).normal(size=(300, 257)).astype("<f4")
+    store = MemoryStore()
+    kwargs = dict(CASES["sharded-zstd" if sharded else "zstd"])
+    zarr.create_array(store, shape=data.shape, chunks=(128, 128), dtype=data.dtype,
+                      **kwargs)[:] = data
+    with cuzarr.enable(gpu=True):
+        got = zarr.open_array(store, mode="r")[5:290, 1:250]
+    np.testing.assert_array_equal(cp.asnumpy(got), data[5:290, 1:250])
+
+
+def test_transposed_chunks_scatter_through_tiles_on_the_gpu(tmp_path: Path) -> None:
+    """The tiled box copy (transposed chunks, both directions) on the device: writes of a
+    cupy value into chunks stored transposed, then reads back, against the CPU."""
+    import cupy as cp
+
+    data = np.random.default_rng(6).normal(size=(300, 257)).astype("<f4")
+    path = str(tmp_path / "t")
+    with cuzarr.enable(gpu=True):
+        arr = zarr.create_array(path, shape=data.shape, chunks=(128, 96), dtype=data.dtype,
+                                filters=[TransposeCodec(order=(1, 0))],
+                                compressors=ZstdCodec())
+        arr[:] = cp.asarray(data)
+        got = arr[7:300, 2:250]
+    np.testing.assert_array_equal(cp.asnumpy(got), data[7:300, 2:250])
+    with zarr.config.set({"codec_pipeline.path": "zarr.core.codec_pipeline.BatchedCodecPipeline"}):
+        np.testing.assert_array_equal(zarr.open_array(path)[:], data)

@@ -78,8 +78,16 @@ def _cuda_device() -> Device:
 
         _cuda = CudaDevice(cupy, backend, CupyLauncher(), kvikio=kvikio,
                            out_of_memory=(cupy.cuda.memory.OutOfMemoryError,),
-                           new_stream=cupy.cuda.Stream)
+                           new_stream=cupy.cuda.Stream, pinned=_pinned_empty)
     return _cuda
+
+
+def _pinned_empty(nbytes: int) -> Any:
+    """Page-locked host memory from cupy's pinned memory pool (blocks are reused, not
+    freed back to the system)."""
+    import cupyx
+
+    return cupyx.empty_pinned((nbytes,), dtype="uint8")
 
 
 def select_device(array: Any, device: str) -> Device:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
+
+import numpy as np
 
 from cuzarr.batch import ByteBatch
 from cuzarr.codecs.bytes_to_bytes import BytesStage
 
-__all__ = ["Device"]
+__all__ = ["Device", "run_in_tile"]
 
 
 class Device(Protocol):
@@ -26,6 +29,11 @@ class Device(Protocol):
     def tile_scope(self) -> AbstractContextManager[None]:
         """Where one tile's work runs (the cuda device: this thread's own stream, synchronized
         on exit, so tiles overlap and results are complete when the tile ends)."""
+        ...
+
+    def host_empty(self, nbytes: int) -> np.ndarray:
+        """A host uint8 buffer for the io phase to fill (the cuda device's is pinned, so
+        the one host-to-device copy of a wave is a direct DMA, with no staging copy)."""
         ...
 
     def to_device(self, host: ByteBatch) -> ByteBatch:
@@ -92,3 +100,10 @@ class Device(Protocol):
         """Per chunk of an (n, ...) batch: all elements equal the fill value? A host bool
         array (zarr's empty-chunk rule)."""
         ...
+
+
+def run_in_tile[T](device: Device, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` inside `device.tile_scope()`: for the wave-by-wave paths of async
+    stores, so their device work is complete (and their host slabs free) when it returns."""
+    with device.tile_scope():
+        return fn(*args)

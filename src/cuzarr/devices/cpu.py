@@ -26,6 +26,9 @@ class CpuDevice:
     def tile_scope(self) -> AbstractContextManager[None]:
         return contextlib.nullcontext()
 
+    def host_empty(self, nbytes: int) -> np.ndarray:
+        return np.empty(nbytes, dtype=np.uint8)
+
     def to_device(self, host: ByteBatch) -> ByteBatch:
         return host
 

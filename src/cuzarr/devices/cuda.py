@@ -62,14 +62,18 @@ class CudaDevice:
     def __init__(self, xp: Any, backend: NvcompBackend, launcher: launch.Launcher,
                  kvikio: Any = None,
                  out_of_memory: tuple[type[BaseException], ...] = (),
-                 new_stream: Callable[[], Any] | None = None) -> None:
+                 new_stream: Callable[[], Any] | None = None,
+                 pinned: Callable[[int], np.ndarray] | None = None) -> None:
         """out_of_memory: the allocation errors after which a tile is split and retried
         (cupy's OutOfMemoryError on a GPU). new_stream: makes a stream (a context
         manager that makes itself current, with `synchronize()`), one per thread that runs
         tiles; None runs everything on the current stream. cupy's ordinary streams, not
         non-blocking ones: they overlap one another but still order against the legacy
-        default stream, where zarr (on another thread) allocated and may have filled `out`."""
+        default stream, where zarr (on another thread) allocated and may have filled `out`.
+        pinned: allocates page-locked host memory (cupyx.empty_pinned) for the io phase's
+        slabs; None uses plain numpy memory."""
         self.xp = xp
+        self.pinned = pinned
         self.out_of_memory = out_of_memory
         self.new_stream = new_stream
         self._streams = threading.local()
@@ -89,15 +93,45 @@ class CudaDevice:
         """Run a tile on this thread's own stream (kernels, nvCOMP calls and copies all
         follow the current stream), then wait for it: tiles on other threads overlap with
         this one, and everything a tile wrote into `out` is complete when it returns."""
-        if self.new_stream is None:
-            yield
-            return
-        stream = getattr(self._streams, "stream", None)
-        if stream is None:
-            stream = self._streams.stream = self.new_stream()
-        with stream:
-            yield
-        stream.synchronize()
+        self._streams.held = []
+        try:
+            if self.new_stream is None:
+                yield
+                return
+            stream = getattr(self._streams, "stream", None)
+            if stream is None:
+                stream = self._streams.stream = self.new_stream()
+            try:
+                with stream:
+                    yield
+            finally:
+                stream.synchronize()
+        finally:
+            self._streams.held = None  # the tile's copies are done: its host slabs may go
+
+    def host_empty(self, nbytes: int) -> np.ndarray:
+        """Pinned host memory for the io phase's slabs, so `to_device` is a direct DMA."""
+        if self.pinned is None:
+            return np.empty(nbytes, dtype=np.uint8)
+        return self.pinned(nbytes)
+
+    def _upload(self, host: np.ndarray) -> Any:
+        """One host-to-device copy of a slab: asynchronous on the current stream for cupy
+        (a DMA straight from pinned memory). The host slab is held until the tile's stream
+        is synchronized (outside a tile, the copy is waited for here), so a pool cannot hand
+        its memory out again while the copy still reads it."""
+        device = self.xp.empty(host.size, dtype=np.uint8)
+        if not hasattr(device, "set"):  # numpy standing in for cupy: a plain copy
+            device[...] = host
+            return device
+        stream = self.xp.cuda.get_current_stream()
+        device.set(host, stream=stream)
+        held = getattr(self._streams, "held", None)
+        if held is None:
+            stream.synchronize()
+        else:
+            held.append(host)
+        return device
 
     # -- moving slabs ------------------------------------------------------------------------
 
@@ -120,10 +154,11 @@ class CudaDevice:
         if 2 * int(packed.sizes.sum()) < packed.slab.size:
             # a few ranges of a big slab (a write merging some inner chunks of whole stored
             # shards): only those ranges go over
-            packed = ByteBatch.from_buffers([packed.item(i) for i in range(len(packed))])
+            packed = ByteBatch.from_buffers([packed.item(i) for i in range(len(packed))],
+                                            alloc=self.host_empty)
         self._count("h2d", packed.slab.nbytes)
-        return DeviceBatch(self.xp.asarray(packed.slab), packed.offsets, packed.sizes,
-                           host_slab=packed.slab)
+        return DeviceBatch(self._upload(np.ascontiguousarray(packed.slab)), packed.offsets,
+                           packed.sizes, host_slab=packed.slab)
 
     def _count(self, kind: str, nbytes: int) -> None:
         self.transfers[kind] = self.transfers.get(kind, 0) + int(nbytes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,10 +88,14 @@ def _pread_into(fd: int, view: memoryview, offset: int) -> int:
 class HostReader:
     """Reads for one store, with a given thread count and async concurrency."""
 
-    def __init__(self, store: Any, threads: int, concurrency: int = 64) -> None:
+    def __init__(self, store: Any, threads: int, concurrency: int = 64,
+                 alloc: Callable[[int], np.ndarray] | None = None) -> None:
+        """alloc(nbytes): makes the host slabs chunk bytes land in (the device's
+        `host_empty`: pinned memory for the cuda device); plain numpy memory by default."""
         self.store = store
         self.threads = threads
         self.concurrency = concurrency
+        self.alloc = alloc or _empty
         self.root = _local_root(store)
         self.sync = self.root is None and _supports_sync(store)
 
@@ -106,13 +110,13 @@ class HostReader:
         """Read each key whole. Returns the present keys' bytes and a presence mask."""
         if self.blocking:
             return await asyncio.to_thread(self.whole_sync, keys)
-        return _whole_result(await self._fetch_async(keys, [None] * len(keys)))
+        return _whole_result(await self._fetch_async(keys, [None] * len(keys)), self.alloc)
 
     def whole_sync(self, keys: list[str]) -> tuple[ByteBatch, np.ndarray]:
         """`whole` for blocking stores, on the calling thread and the pool."""
         if self.root is not None:
             return self._local_whole(keys)
-        return _whole_result(self._fetch_sync(keys, [None] * len(keys)))
+        return _whole_result(self._fetch_sync(keys, [None] * len(keys)), self.alloc)
 
     def _local_whole(self, keys: list[str]) -> tuple[ByteBatch, np.ndarray]:
         assert self.root is not None
@@ -123,7 +127,7 @@ class HostReader:
             offsets = np.zeros(len(idx), dtype=np.int64)
             if len(idx) > 1:
                 np.cumsum(item_sizes[:-1], out=offsets[1:])
-            slab = np.empty(int(item_sizes.sum()), dtype=np.uint8)
+            slab = self.alloc(int(item_sizes.sum()))
             view = memoryview(slab)
 
             def read_all(lo: int, hi: int) -> None:
@@ -228,7 +232,8 @@ class HostReader:
             )
         plan = coalesce(key_index, starts, sizes, **limits)
         group_keys, requests = _group_requests(keys, plan)
-        slab = _fill_groups(group_keys, plan, await self._fetch_async(group_keys, requests))
+        slab = _fill_groups(group_keys, plan, await self._fetch_async(group_keys, requests),
+                            self.alloc)
         return ByteBatch(slab, plan.member_slab_offset, np.asarray(sizes, dtype=np.int64))
 
     def ranges_sync(
@@ -244,11 +249,12 @@ class HostReader:
         """`ranges` for blocking stores."""
         plan = coalesce(key_index, starts, sizes, max_gap_bytes=max_gap_bytes, max_bytes=max_bytes)
         if self.root is not None:
-            slab = np.empty(plan.slab_nbytes, dtype=np.uint8)
+            slab = self.alloc(plan.slab_nbytes)
             self._local_ranges(keys, plan, slab)
         else:
             group_keys, requests = _group_requests(keys, plan)
-            slab = _fill_groups(group_keys, plan, self._fetch_sync(group_keys, requests))
+            slab = _fill_groups(group_keys, plan, self._fetch_sync(group_keys, requests),
+                                self.alloc)
         return ByteBatch(slab, plan.member_slab_offset, np.asarray(sizes, dtype=np.int64))
 
     def _local_ranges(self, keys: list[str], plan: Any, slab: np.ndarray) -> None:
@@ -313,9 +319,14 @@ class HostReader:
         return list(await asyncio.gather(*(one(i) for i in range(len(keys)))))
 
 
-def _whole_result(buffers: list[Any]) -> tuple[ByteBatch, np.ndarray]:
+def _empty(nbytes: int) -> np.ndarray:
+    return np.empty(nbytes, dtype=np.uint8)
+
+
+def _whole_result(buffers: list[Any], alloc: Callable[[int], np.ndarray]
+                  ) -> tuple[ByteBatch, np.ndarray]:
     present = np.fromiter((b is not None for b in buffers), dtype=bool, count=len(buffers))
-    return ByteBatch.from_buffers([b for b in buffers if b is not None]), present
+    return ByteBatch.from_buffers([b for b in buffers if b is not None], alloc=alloc), present
 
 
 def _index_requests(keys: list[str], nbytes: int, at_start: bool) -> list[Any]:
@@ -341,9 +352,10 @@ def _group_requests(keys: list[str], plan: Any) -> tuple[list[str], list[Any]]:
     return group_keys, requests
 
 
-def _fill_groups(group_keys: list[str], plan: Any, buffers: list[Any]) -> np.ndarray:
+def _fill_groups(group_keys: list[str], plan: Any, buffers: list[Any],
+                 alloc: Callable[[int], np.ndarray]) -> np.ndarray:
     """Copy fetched coalesced groups into their places in one slab."""
-    slab = np.empty(plan.slab_nbytes, dtype=np.uint8)
+    slab = alloc(plan.slab_nbytes)
     for g, buf in enumerate(buffers):
         if buf is None:
             raise ChunkDecodeError(group_keys[g], "the shard disappeared while it was read")
