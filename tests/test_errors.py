@@ -51,6 +51,29 @@ def test_corrupt_zstd_names_key(tmp_path: Path) -> None:
         zarr.open_array(str(tmp_path))[:]
 
 
+@pytest.mark.parametrize("chunk_rows", [16, 256], ids=["small-chunks", "large-chunks"])
+@pytest.mark.parametrize("items", [100, 1 << 20], ids=["shorter", "longer"])
+@pytest.mark.parametrize("content_size", [True, False], ids=["sized", "unsized"])
+@pytest.mark.parametrize("selection", ["whole", "leading-rows"])
+def test_zstd_frame_of_the_wrong_size_names_key(tmp_path: Path, chunk_rows: int, items: int,
+                                                content_size: bool, selection: str) -> None:
+    """A valid zstd frame that decodes to fewer or more bytes than the chunk holds is an
+    error naming the key, never a chunk padded with whatever memory held (large chunks
+    decode straight into their rows; leading-row reads decode only a prefix)."""
+    import zstandard
+
+    data = np.ones((2 * chunk_rows, 256), dtype="f4")
+    arr = zarr.create_array(str(tmp_path), shape=data.shape, chunks=(chunk_rows, 256),
+                            dtype=data.dtype, compressors=ZstdCodec())
+    arr[:] = data
+    payload = np.full(items, 2, dtype="f4").tobytes()
+    frame = zstandard.ZstdCompressor(write_content_size=content_size).compress(payload)
+    (tmp_path / "c" / "1" / "0").write_bytes(frame)
+    region = np.s_[:] if selection == "whole" else np.s_[chunk_rows : chunk_rows + 2]
+    with zarr.config.set(PIPE), pytest.raises(ChunkDecodeError, match="c/1/0"):
+        zarr.open_array(str(tmp_path))[region]
+
+
 def test_checksum_mismatch_says_so(tmp_path: Path) -> None:
     _make(tmp_path, compressors=[Crc32cCodec()])
     victim = _chunk_file(tmp_path, "c/0/1")
