@@ -178,9 +178,14 @@ class ZstdStage(BytesStage):
             codec = Zstd()
             for i in range(lo, hi):
                 start = int(offsets[i])
+                frame = slab[start : start + int(sizes[i])]
                 try:
-                    codec.decode(slab[start : start + int(sizes[i])],
-                                 out=out[i * expected : (i + 1) * expected])
+                    # numcodecs fills the front of a too-large `out` without complaint:
+                    # a frame must declare exactly the row's size (else the slow path
+                    # decodes it and reports the size it has)
+                    if zstandard.get_frame_parameters(frame).content_size != expected:
+                        raise ValueError("content size differs")
+                    codec.decode(frame, out=out[i * expected : (i + 1) * expected])
                 except Exception:
                     failed.append(i)
                     return
@@ -188,6 +193,45 @@ class ZstdStage(BytesStage):
         map_ranges(work, n, threads)
         if failed:
             return self._decode_each(batch, expected, threads)
+        return ByteBatch.fixed(out, n, expected)
+
+    def decode_prefixes(self, batch: ByteBatch, expected: int, prefixes: np.ndarray,
+                        threads: int) -> ByteBatch:
+        """Each frame decoded only as far as its first `prefixes[i]` bytes (a read that
+        needs the leading rows of a chunk), into a slab of `expected`-byte rows; the bytes
+        past a prefix are left undefined. zstd decodes front to back, so a prefix costs
+        its share of the frame. Frames that carry a content checksum, or no content size,
+        are decoded whole, so that the checksum is verified and the size checked as on
+        every other read."""
+        from numcodecs import Zstd
+
+        n = len(batch)
+        out = np.empty(n * expected, dtype=np.uint8)
+        view = memoryview(out)
+        slab, offsets, sizes = batch.slab, batch.offsets, batch.sizes
+
+        def work(lo: int, hi: int) -> None:
+            dctx, whole = zstandard.ZstdDecompressor(), Zstd()
+            for i in range(lo, hi):
+                start = int(offsets[i])
+                frame = slab[start : start + int(sizes[i])]
+                row = view[i * expected : (i + 1) * expected]
+                try:
+                    params = zstandard.get_frame_parameters(frame)
+                    want = int(prefixes[i])
+                    if params.has_checksum or params.content_size != expected:
+                        whole.decode(frame, out=out[i * expected : (i + 1) * expected])
+                    elif want > 0:
+                        got = dctx.stream_reader(frame, read_size=len(frame)).readinto(
+                            row[:want])
+                        if got != want:
+                            raise ValueError("truncated frame")
+                except StageError:
+                    raise
+                except Exception as e:
+                    raise StageError(i, f"zstd: corrupt frame ({type(e).__name__}: {e})") from e
+
+        map_ranges(work, n, threads, min_items=_items_per_hop(batch, 8, expected))
         return ByteBatch.fixed(out, n, expected)
 
     def _decode_each(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
