@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from cuzarr.batch import ByteBatch
+from cuzarr.codecs.bytes_to_bytes import ZstdStage
 from cuzarr.config import Options
 from cuzarr.decode import decode_fixed, decode_generic, named
 from cuzarr.devices import select_device
@@ -57,13 +58,19 @@ async def read_plain(
     present_all = np.zeros(len(entries), dtype=bool)
 
     def finish(host: ByteBatch, present: np.ndarray, lo: int, hi: int, threads: int,
-               used: Chain = chain, chunk_sels: list[Any] | None = None) -> None:
-        """Decode, then scatter; a windowed read passes its own chain and chunk selections."""
+               used: Chain = chain, chunk_sels: list[Any] | None = None,
+               prefixes: np.ndarray | None = None) -> None:
+        """Decode, then scatter; a windowed read passes its own chain and chunk selections,
+        a prefix read the bytes each chunk needs decoded."""
         present_all[lo:hi] = present
         rows = np.full(hi - lo, -1, dtype=np.int64)
         idx = np.flatnonzero(present)
         rows[idx] = np.arange(idx.size)
-        decoded = decode_chain(used, host, device, threads, [keys[lo + i] for i in idx])
+        present_keys = [keys[lo + i] for i in idx]
+        if prefixes is not None:
+            decoded = _decode_prefixes(used, host, prefixes[idx], threads, present_keys)
+        else:
+            decoded = decode_chain(used, host, device, threads, present_keys)
         decoded = device.for_output(decoded, out)
         if chunk_sels is None:
             chunk_sels = [e[2] for e in entries[lo:hi]]
@@ -72,6 +79,11 @@ async def read_plain(
                               chain.fill_value):
             scatter(out, decoded, rows, chunk_sels, out_sels, drop_axes, chain.fill_value,
                     threads)
+
+    def prefixes(lo: int, hi: int) -> np.ndarray | None:
+        if device.name != "cpu" or not _prefix_decodable(chain):
+            return None
+        return _prefix_bytes(chain, entries[lo:hi])  # type: ignore[arg-type]
 
     reader = HostReader(store, opts.threads, alloc=device.host_empty)
     if reader.blocking:
@@ -88,7 +100,7 @@ async def read_plain(
                 else:
                     host, present = HostReader(store, threads,
                                                alloc=device.host_empty).whole_sync(keys[lo:hi])
-                finish(host, present, lo, hi, threads)
+                finish(host, present, lo, hi, threads, prefixes=prefixes(lo, hi))
 
         per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, per_chunk)
         tile = split_on(device.out_of_memory, tile, _too_big(keys, "chunk", device))
@@ -97,7 +109,8 @@ async def read_plain(
         return present_all
     for lo, hi in waves(len(entries), per_chunk, opts.wave_bytes):
         host, present = await reader.whole(keys[lo:hi])
-        await asyncio.to_thread(run_in_tile, device, finish, host, present, lo, hi, opts.threads)
+        await asyncio.to_thread(run_in_tile, device, finish, host, present, lo, hi, opts.threads,
+                                chain, None, prefixes(lo, hi))
     return present_all
 
 
@@ -108,6 +121,47 @@ async def _run_tiles(inline: bool, *args: Any) -> None:
         run_tiles(*args)
     else:
         await asyncio.to_thread(run_tiles, *args)
+
+
+#: decode only chunk prefixes when they add up to at most this share of the tile's chunks
+_PREFIX_MAX_SHARE = 0.75
+
+
+def _prefix_decodable(chain: Chain) -> bool:
+    """C-ordered chunks in native byte order whose one bytes stage is zstd: a read of their
+    leading rows can stop decoding where those rows end."""
+    if not isinstance(chain, FixedChain) or len(chain.stages) != 1:
+        return False
+    layout = chain.layout
+    return (isinstance(chain.stages[0], ZstdStage) and len(layout.shape) > 0
+            and layout.to_logical == tuple(range(len(layout.shape)))
+            and layout.stored_dtype == layout.dtype)
+
+
+def _prefix_bytes(chain: FixedChain, entries: list[Any]) -> np.ndarray | None:
+    """Bytes of each chunk up to the end of the last leading-axis row its selection
+    touches; None when decoding those prefixes would not save enough."""
+    layout = chain.layout
+    rows_total = layout.shape[0]
+    ends = np.zeros(len(entries), dtype=np.int64)
+    for i, entry in enumerate(entries):
+        bounds = selection_bounds(tuple(entry[2]), layout.shape)
+        ends[i] = 0 if bounds is None else bounds[0][1]
+    if ends.sum() > _PREFIX_MAX_SHARE * rows_total * len(entries):
+        return None
+    return ends * (layout.nbytes // rows_total)
+
+
+def _decode_prefixes(chain: FixedChain, host: ByteBatch, prefixes: np.ndarray, threads: int,
+                     keys: list[str]) -> Any:
+    """The (n, *shape) chunks of a prefix read: only each chunk's prefix is decoded."""
+    stage = chain.stages[0]
+    assert isinstance(stage, ZstdStage)
+    try:
+        decoded = stage.decode_prefixes(host, chain.layout.nbytes, prefixes, threads)
+    except StageError as e:
+        raise named(e, keys) from e
+    return chain.layout.arrays_from_slab(decoded.slab, len(host))
 
 
 def _raw_c_order(chain: Chain) -> bool:

@@ -200,31 +200,37 @@ class ZstdStage(BytesStage):
         """Each frame decoded only as far as its first `prefixes[i]` bytes (a read that
         needs the leading rows of a chunk), into a slab of `expected`-byte rows; the bytes
         past a prefix are left undefined. zstd decodes front to back, so a prefix costs
-        its share of the frame. Frames that carry a content checksum, or no content size,
-        are decoded whole, so that the checksum is verified and the size checked as on
-        every other read."""
-        from numcodecs import Zstd
-
+        its share of the frame. A frame must declare `expected` bytes; frames that carry a
+        content checksum, or declare no size, are decoded whole, so that the checksum is
+        verified and the size checked as on every other read."""
         n = len(batch)
         out = np.empty(n * expected, dtype=np.uint8)
         view = memoryview(out)
         slab, offsets, sizes = batch.slab, batch.offsets, batch.sizes
 
         def work(lo: int, hi: int) -> None:
-            dctx, whole = zstandard.ZstdDecompressor(), Zstd()
+            dctx = zstandard.ZstdDecompressor()
             for i in range(lo, hi):
                 start = int(offsets[i])
                 frame = slab[start : start + int(sizes[i])]
                 row = view[i * expected : (i + 1) * expected]
                 try:
                     params = zstandard.get_frame_parameters(frame)
-                    want = int(prefixes[i])
-                    if params.has_checksum or params.content_size != expected:
-                        whole.decode(frame, out=out[i * expected : (i + 1) * expected])
+                    declared, want = params.content_size, int(prefixes[i])
+                    if declared not in (0, expected):
+                        raise StageError(i, f"zstd: the frame holds {declared} bytes, "
+                                            f"expected {expected}")
+                    if params.has_checksum or declared == 0:
+                        data = _zstd_whole(frame)
+                        if len(data) != expected:
+                            raise StageError(i, f"zstd: decoded {len(data)} bytes, "
+                                                f"expected {expected}")
+                        row[:] = data
                     elif want > 0:
-                        got = dctx.stream_reader(frame, read_size=len(frame)).readinto(
-                            row[:want])
-                        if got != want:
+                        if _zstd_frame_length(frame) != len(frame):
+                            raise ValueError("the frame's blocks do not end where it does")
+                        reader = dctx.stream_reader(frame, read_size=len(frame))
+                        if reader.readinto(row[:want]) != want:
                             raise ValueError("truncated frame")
                 except StageError:
                     raise
@@ -238,17 +244,7 @@ class ZstdStage(BytesStage):
         """Slow path: one frame at a time, to find and name the bad item (or frames without
         a content size)."""
 
-        def one(view: Any) -> bytes:
-            dobj = zstandard.ZstdDecompressor().decompressobj()
-            try:
-                data = dobj.decompress(view)
-            except zstandard.ZstdError as e:
-                raise ValueError(f"corrupt frame ({e})") from e
-            if not dobj.eof:
-                raise ValueError("truncated frame")
-            return data
-
-        out = self._per_item(batch, threads, one)
+        out = self._per_item(batch, threads, _zstd_whole)
         _check_sizes(self.name, out, expected)
         return out
 
@@ -271,6 +267,39 @@ class ZstdStage(BytesStage):
             threads=min(threads, n),
         )
         return ByteBatch.from_buffers([result[i] for i in range(n)], pack=False)
+
+
+def _zstd_whole(view: Any) -> bytes:
+    """One whole zstd frame (any content size, its checksum verified if it has one)."""
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    try:
+        data = dobj.decompress(view)
+    except zstandard.ZstdError as e:
+        raise ValueError(f"corrupt frame ({e})") from e
+    if not dobj.eof:
+        raise ValueError("truncated frame")
+    return data
+
+
+def _zstd_frame_length(frame: Any) -> int:
+    """The length a zstd frame's header and block headers add up to (RFC 8878, 3.1.1),
+    without decoding: a prefix read still finds a frame cut short or with trailing bytes,
+    as a whole decode would."""
+    data = memoryview(frame).cast("B")
+    at = zstandard.frame_header_size(data)
+    while True:
+        if at + 3 > len(data):
+            return len(data) + 1  # the block header itself is cut off
+        header = data[at] | data[at + 1] << 8 | data[at + 2] << 16
+        last, kind, size = header & 1, (header >> 1) & 3, header >> 3
+        if kind == 3:
+            raise ValueError("reserved block type")
+        at += 3 + (1 if kind == 1 else size)
+        if last:
+            break
+    if zstandard.get_frame_parameters(data).has_checksum:
+        at += 4
+    return at
 
 
 def _gunzip(view: Any) -> bytes:
