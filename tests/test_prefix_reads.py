@@ -163,3 +163,45 @@ def test_a_checksum_is_still_verified(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     with zarr.config.set(PIPE), pytest.raises(ChunkDecodeError, match="c/1/0/0"):
         arr[33:35]
+
+
+def _sharded(path: Path, dtype: str) -> zarr.Array:
+    from zarr.codecs import ShardingCodec
+
+    if not path.exists():
+        with zarr.config.set({"codec_pipeline.path":
+                              "zarr.core.codec_pipeline.BatchedCodecPipeline"}):
+            arr = zarr.create_array(
+                str(path), shape=SHAPE, chunks=(64, 16, 5), dtype=dtype, fill_value=3,
+                serializer=ShardingCodec(chunk_shape=CHUNKS[:1] + (8, 5),
+                                         codecs=[BytesCodec(), ZstdCodec()]),
+                compressors=None)
+            arr[...] = _data(dtype)
+    with zarr.config.set(PIPE):
+        return zarr.open_array(str(path), mode="r")
+
+
+@SETTINGS
+@given(selection=selections(), dtype=st.sampled_from(["int16", "float64"]))
+def test_sharded_prefix_reads_match_numpy(arrays_dir: Path, selection: tuple[str, Any],
+                                          dtype: str) -> None:
+    kind, sel = selection
+    arr = _sharded(arrays_dir / f"sharded-{dtype}.zarr", dtype)
+    data = _data(dtype)
+    with zarr.config.set(PIPE):
+        got = arr.get_orthogonal_selection(sel) if kind == "orthogonal" else arr[sel]
+    if kind == "orthogonal":
+        expected = data[np.ix_(*(np.arange(n)[s] for s, n in zip(sel, SHAPE, strict=True)))]
+    else:
+        expected = data[sel]
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_sharded_leading_rows_decode_prefixes(tmp_path: Path,
+                                              prefix_spy: list[tuple[int, int]]) -> None:
+    arr = _sharded(tmp_path / "s.zarr", "int16")
+    data = _data("int16")
+    with zarr.config.set(PIPE):
+        np.testing.assert_array_equal(arr[33:36, 1:12], data[33:36, 1:12])
+    row = 8 * 5 * 2
+    assert prefix_spy and prefix_spy[-1] == (4 * row, CHUNKS[0] * row)

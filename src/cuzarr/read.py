@@ -297,6 +297,7 @@ class _ShardPlan:
     starts: np.ndarray
     sizes: np.ndarray
     ids: np.ndarray  # per range: flat inner chunk id
+    ends: np.ndarray  # per range: the leading-axis row its selection ends before
 
 
 @dataclass
@@ -363,7 +364,7 @@ class _ShardRead:
             raise named(e, present_keys) from e
         inner = chain.inner_shape
         shards = []
-        shard_of, starts, sizes, ids_all = [], [], [], []
+        shard_of, starts, sizes, ids_all, ends = [], [], [], [], []
         n_present = 0
         for s, i in enumerate(present_idx.tolist()):
             bounds = selection_bounds(self.entries[lo + i][2], chain.shard_shape)
@@ -382,11 +383,15 @@ class _ShardRead:
             starts.append(table[has, 0].astype(np.int64))
             sizes.append(table[has, 1].astype(np.int64))
             ids_all.append(ids[has])
+            if inner:
+                origin = np.unravel_index(ids[has], chain.chunks_per_shard)[0] * inner[0]
+                ends.append(np.clip(bounds[0][1] - origin, 0, inner[0]))
 
         def cat(parts: list[np.ndarray]) -> np.ndarray:
             return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-        plan = _ShardPlan(shards, cat(shard_of), cat(starts), cat(sizes), cat(ids_all))
+        plan = _ShardPlan(shards, cat(shard_of), cat(starts), cat(sizes), cat(ids_all),
+                          cat(ends))
         return plan, present_keys
 
     def _decode_and_place(
@@ -395,9 +400,12 @@ class _ShardRead:
     ) -> None:
         chain, out, entries, drop_axes = self.chain, self.out, self.entries, self.drop_axes
         names = InnerKeys(present_keys, plan.shard_of, plan.ids, chain.chunks_per_shard)
-        decoded = self.device.for_output(
-            decode_chain(chain.inner, batch, self.device, threads, names), out
-        )
+        prefixes = self._prefixes(plan)
+        if prefixes is not None:
+            decoded = _decode_prefixes(chain.inner, batch, prefixes, threads, names)
+        else:
+            decoded = decode_chain(chain.inner, batch, self.device, threads, names)
+        decoded = self.device.for_output(decoded, out)
         fill = chain.fill_value
         missing = lo + np.flatnonzero(~present)
         if missing.size:
@@ -410,6 +418,19 @@ class _ShardRead:
                              drop_axes, self.device.xp)
 
         map_ranges(place, len(plan.shards), threads)
+
+
+    def _prefixes(self, plan: _ShardPlan) -> np.ndarray | None:
+        """Bytes of each inner chunk to decode, when only their leading rows are needed
+        and that saves enough (see _prefix_bytes); else None."""
+        inner = self.chain.inner
+        if self.device.name != "cpu" or not _prefix_decodable(inner) or not plan.ends.size:
+            return None
+        assert isinstance(inner, FixedChain)
+        rows_total = inner.layout.shape[0]
+        if plan.ends.sum() > _PREFIX_MAX_SHARE * rows_total * plan.ends.size:
+            return None
+        return plan.ends * (inner.layout.nbytes // rows_total)
 
 
 def _place_shard(
