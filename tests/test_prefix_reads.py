@@ -173,7 +173,7 @@ def _sharded(path: Path, dtype: str) -> zarr.Array:
                               "zarr.core.codec_pipeline.BatchedCodecPipeline"}):
             arr = zarr.create_array(
                 str(path), shape=SHAPE, chunks=(64, 16, 5), dtype=dtype, fill_value=3,
-                serializer=ShardingCodec(chunk_shape=CHUNKS[:1] + (8, 5),
+                serializer=ShardingCodec(chunk_shape=(CHUNKS[0], 8, 5),
                                          codecs=[BytesCodec(), ZstdCodec()]),
                 compressors=None)
             arr[...] = _data(dtype)

@@ -124,7 +124,8 @@ async def _run_tiles(inline: bool, *args: Any) -> None:
 
 
 #: decode only chunk prefixes when they add up to at most this share of the tile's chunks
-_PREFIX_MAX_SHARE = 0.75
+#: (a prefix costs its share of a whole decode, so any real saving is worth it)
+_PREFIX_MAX_SHARE = 0.95
 
 
 def _prefix_decodable(chain: Chain) -> bool:

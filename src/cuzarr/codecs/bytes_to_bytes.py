@@ -8,6 +8,7 @@ the pipeline names the key.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -209,7 +210,7 @@ class ZstdStage(BytesStage):
         slab, offsets, sizes = batch.slab, batch.offsets, batch.sizes
 
         def work(lo: int, hi: int) -> None:
-            dctx = zstandard.ZstdDecompressor()
+            dctx = _thread_decompressor()
             for i in range(lo, hi):
                 start = int(offsets[i])
                 frame = slab[start : start + int(sizes[i])]
@@ -267,6 +268,18 @@ class ZstdStage(BytesStage):
             threads=min(threads, n),
         )
         return ByteBatch.from_buffers([result[i] for i in range(n)], pack=False)
+
+
+_local = threading.local()
+
+
+def _thread_decompressor() -> zstandard.ZstdDecompressor:
+    """This thread's zstd decompressor: its context keeps its window buffers between
+    frames, instead of allocating (and faulting in) new ones for every read."""
+    dctx = getattr(_local, "dctx", None)
+    if dctx is None:
+        dctx = _local.dctx = zstandard.ZstdDecompressor()
+    return dctx
 
 
 def _zstd_whole(view: Any) -> bytes:
