@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+import strict_xp
+
 
 class _Done:
     def __init__(self, count: int) -> None:
@@ -28,7 +30,9 @@ class CuFile:
         self.fd = os.open(path, os.O_RDONLY)
 
     def pread(self, buf: Any, size: int, file_offset: int = 0) -> _Done:
-        view = np.asarray(buf).reshape(-1).view(np.uint8)[:size]
+        # kvikio reads into device or host buffers: a strict device array's memory, or numpy
+        memory = strict_xp.backing(buf) if strict_xp.is_device(buf) else np.asarray(buf)
+        view = memory.reshape(-1).view(np.uint8)[:size]
         CuFile.reads.append((self.path, size, file_offset))
         data = os.pread(self.fd, size, file_offset)
         view[: len(data)] = np.frombuffer(data, dtype=np.uint8)

@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 import numpy as np
 import zstandard
 
+import strict_xp
+
 # required decompression alignment per algorithm (nvCOMP's documented minimums)
 ALIGNMENT = {"Zstd": 8, "Gzip": 8, "Deflate": 4, "LZ4": 4}
 # the largest buffer nvCOMP compresses as one chunk (nvcomp*CompressionMaxAllowedChunkSize)
@@ -28,6 +30,21 @@ class BitstreamKind:
     NVCOMP_NATIVE = "native"
     RAW = "raw"
     WITH_UNCOMPRESSED_SIZE = "with-size"
+
+
+#: set by the strict stand-in: buffers must be device arrays (nvCOMP's batched codecs
+#: read and write device memory only)
+DEVICE_ONLY = False
+
+
+def _memory(buffer: Any) -> np.ndarray:
+    """The buffer's memory as numpy: a strict device array's own memory; a host array
+    only while DEVICE_ONLY is off (numpy standing in for cupy)."""
+    if strict_xp.is_device(buffer):
+        return strict_xp.backing(buffer)
+    if DEVICE_ONLY:
+        raise TypeError(f"nvCOMP takes device buffers, not {type(buffer)}")
+    return np.asarray(buffer)
 
 
 def _address(array: Any) -> int:
@@ -43,7 +60,7 @@ class BatchArray:
 
 def as_arrays(buffer: Any, offsets: list[int], sizes: list[int], cuda_stream: int = 0
               ) -> BatchArray:
-    flat = np.asarray(buffer).reshape(-1).view(np.uint8)
+    flat = _memory(buffer).reshape(-1).view(np.uint8)
     if any(o < 0 or o + s > flat.size for o, s in zip(offsets, sizes, strict=True)):
         raise ValueError("as_arrays: an entry lies outside the buffer")
     views = [flat[o : o + s] for o, s in zip(offsets, sizes, strict=True)]

@@ -9,8 +9,10 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,13 +95,19 @@ class HostLauncher:
     The emulation keeps its grid state in globals, so launches from the pipeline's
     worker threads take turns (one GPU stream, in effect)."""
 
-    def __init__(self) -> None:
+    def __init__(self, kernel_arg: Callable[[Any], Any] | None = None) -> None:
+        """kernel_arg: turns each argument into what the emulation takes (the strict
+        stand-in's device arrays into their memory, refusing host arrays as cupy does);
+        None passes numpy arrays through."""
         self.launches: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
+        self.kernel_arg = kernel_arg
 
     def launch(self, name: str, grid: tuple[int, int], block: tuple[int, int],
                args: tuple) -> None:
         launch._file_of(name)  # the GPU launcher must find the kernel's file too
         self.launches.append((name, grid, block))
+        if self.kernel_arg is not None:
+            args = tuple(self.kernel_arg(a) for a in args)
         plain = [int(a) if isinstance(a, np.integer) else a for a in args]
         with _LAUNCH_LOCK:
             getattr(library(), f"host_{name}")(grid[0], grid[1], block[0], block[1], *plain)

@@ -351,7 +351,10 @@ class CudaDevice:
         """Every chunk's selection copied into `out` in one box_copy launch per
         dimensionality (transposed chunks included, through their strides; missing chunks
         filled). Returns False, having done nothing, for selections that are not views
-        (integer or boolean arrays) or chunks not held in one array."""
+        (integer or boolean arrays), chunks not held in one array, or a host `out`
+        (for_output brought the chunks to the host: a kernel cannot read or write there)."""
+        if self._on_host(out) or self._on_host(decoded):
+            return False
         if isinstance(decoded, list) or not _is_view_selection(out_selections):
             return False
         if not _is_view_selection(chunk_selections):
@@ -479,6 +482,11 @@ class CudaDevice:
         else:
             picked = self._to_numpy(batch.slab[self.xp.asarray(idx.reshape(-1))])
         return np.where(valid, picked.reshape(idx.shape), 0).astype(np.uint8)
+
+    def _on_host(self, array: Any) -> bool:
+        """A host (numpy) array where this device's arrays are not numpy (cupy); numpy
+        standing in for cupy has no host arrays of its own."""
+        return isinstance(array, np.ndarray) and not isinstance(array, self.xp.ndarray)
 
     def _to_numpy(self, array: Any, kind: str = "d2h") -> np.ndarray:
         """Device memory to the host (counted; numpy stand-ins count what would move)."""
