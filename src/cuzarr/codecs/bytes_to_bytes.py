@@ -283,15 +283,21 @@ def _thread_decompressor() -> zstandard.ZstdDecompressor:
 
 
 def _zstd_whole(view: Any) -> bytes:
-    """One whole zstd frame (any content size, its checksum verified if it has one)."""
-    dobj = zstandard.ZstdDecompressor().decompressobj()
-    try:
-        data = dobj.decompress(view)
-    except zstandard.ZstdError as e:
-        raise ValueError(f"corrupt frame ({e})") from e
-    if not dobj.eof:
-        raise ValueError("truncated frame")
-    return data
+    """Whole zstd frames (any content size, checksums verified where present). Like
+    numcodecs (zarr), an item of several frames decodes to all of them, and bytes after
+    the last frame that are not a frame are an error, not ignored."""
+    parts, data = [], view
+    while True:
+        dobj = zstandard.ZstdDecompressor().decompressobj()
+        try:
+            parts.append(dobj.decompress(data))
+        except zstandard.ZstdError as e:
+            raise ValueError(f"corrupt frame ({e})") from e
+        if not dobj.eof:
+            raise ValueError("truncated frame")
+        data = dobj.unused_data
+        if not data:
+            return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _zstd_frame_length(frame: Any) -> int:
