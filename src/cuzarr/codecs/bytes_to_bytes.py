@@ -150,6 +150,16 @@ class ZstdStage(BytesStage):
                 failed.append(lo)
                 return
             for i in range(lo, hi):
+                # the C call decodes one frame and ignores what follows it: an item with
+                # trailing bytes or a second frame takes the slow path, as numcodecs would
+                start, size = int(batch.offsets[i]), int(batch.sizes[i])
+                try:
+                    whole = _zstd_frame_length(slab[start : start + size]) == size
+                except (zstandard.ZstdError, ValueError):
+                    whole = False
+                if not whole:
+                    failed.append(i)
+                    return
                 parts[i] = result[i - lo]
 
         ranges = max(1, min(threads, int(batch.sizes.sum()) // _BYTES_PER_RANGE))
