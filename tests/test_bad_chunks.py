@@ -21,6 +21,8 @@ import numcodecs
 import numpy as np
 import pytest
 import zarr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from zarr.codecs import (
     BloscCodec,
     BytesCodec,
@@ -382,3 +384,37 @@ def test_crc32c_item_shorter_than_its_checksum(tmp_path: Path) -> None:
         (tmp_path / "c" / "1" / "0").write_bytes(stored)
         _oracle_then_cuzarr(tmp_path, "c/1/0", np.s_[:])
         _oracle_then_cuzarr(tmp_path, "c/1/0", np.s_[16:18])
+
+
+# -- random damage -----------------------------------------------------------------------------
+
+FUZZED = ["zstd", "zstd-checksum", "gzip", "blosc-lz4-shuffle", "blosc-memcpy", "v2-lz4",
+          "v2-zlib", "v2-delta-zlib", "crc32c", "vlen-utf8-zstd", "big-endian"]
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(config=st.sampled_from(FUZZED), size=st.sampled_from(list(SIZES)),
+       kind=st.sampled_from(["flip", "cut", "insert", "overwrite"]),
+       where=st.floats(0, 1), value=st.integers(0, 255), count=st.integers(1, 64),
+       selection=st.sampled_from(list(SELECTIONS)))
+def test_random_damage(pristine_root: Path, tmp_path_factory: pytest.TempPathFactory,
+                       config: str, size: str, kind: str, where: float, value: int, count: int,
+                       selection: str) -> None:
+    source, _ = _pristine(pristine_root, config, size)
+    path = tmp_path_factory.mktemp("fuzz") / "a"
+    shutil.copytree(source, path)
+    key = _key(CONFIGS[config])
+    victim = path / key
+    raw = bytearray(victim.read_bytes())
+    at = min(len(raw) - 1, int(where * len(raw)))
+    if kind == "flip":
+        raw[at] ^= value or 1
+    elif kind == "cut":
+        del raw[at : at + count]
+    elif kind == "insert":
+        raw[at:at] = bytes([value]) * count
+    else:
+        raw[at : at + count] = bytes([value]) * len(raw[at : at + count])
+    victim.write_bytes(bytes(raw))
+    _oracle_then_cuzarr(path, key, SELECTIONS[selection](SIZES[size]))
