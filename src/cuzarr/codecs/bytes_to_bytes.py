@@ -146,10 +146,20 @@ class ZstdStage(BytesStage):
                 result = zstandard.ZstdDecompressor().multi_decompress_to_buffer(
                     frames, decompressed_sizes=sizes, threads=0
                 )
-            except zstandard.ZstdError:
+            except (zstandard.ZstdError, ValueError):  # ValueError: an empty item
                 failed.append(lo)
                 return
             for i in range(lo, hi):
+                # the C call decodes one frame and ignores what follows it: an item with
+                # trailing bytes or a second frame takes the slow path, as numcodecs would
+                start, size = int(batch.offsets[i]), int(batch.sizes[i])
+                try:
+                    whole = _zstd_frame_length(slab[start : start + size]) == size
+                except (zstandard.ZstdError, ValueError):
+                    whole = False
+                if not whole:
+                    failed.append(i)
+                    return
                 parts[i] = result[i - lo]
 
         ranges = max(1, min(threads, int(batch.sizes.sum()) // _BYTES_PER_RANGE))
@@ -198,12 +208,13 @@ class ZstdStage(BytesStage):
 
     def decode_prefixes(self, batch: ByteBatch, expected: int, prefixes: np.ndarray,
                         threads: int) -> ByteBatch:
-        """Each frame decoded only as far as its first `prefixes[i]` bytes (a read that
-        needs the leading rows of a chunk), into a slab of `expected`-byte rows; the bytes
-        past a prefix are left undefined. zstd decodes front to back, so a prefix costs
-        its share of the frame. A frame must declare `expected` bytes; frames that carry a
-        content checksum, or declare no size, are decoded whole, so that the checksum is
-        verified and the size checked as on every other read."""
+        """Each frame's first `prefixes[i]` bytes (a read that needs the leading rows of a
+        chunk), into a slab of `expected`-byte rows; the bytes past a prefix are left
+        undefined. The rest of each frame is decoded too, so that a frame damaged past the
+        prefix is an error as on zarr's whole decode (a prefix saves no decode work). A
+        frame must declare `expected` bytes; frames that carry a content checksum, or
+        declare no size, are decoded whole, so that the checksum is verified and the size
+        checked as on every other read."""
         n = len(batch)
         out = np.empty(n * expected, dtype=np.uint8)
         view = memoryview(out)
@@ -233,6 +244,11 @@ class ZstdStage(BytesStage):
                         reader = dctx.stream_reader(frame, read_size=len(frame))
                         if reader.readinto(row[:want]) != want:
                             raise ValueError("truncated frame")
+                        # damage past the prefix must still be an error, as it is on
+                        # zarr's whole decode: the rest of the frame is decoded too
+                        if (reader.readinto(row[want:]) != expected - want
+                                or reader.read(1)):
+                            raise ValueError("the frame does not decode to its declared size")
                 except StageError:
                     raise
                 except Exception as e:
@@ -283,15 +299,21 @@ def _thread_decompressor() -> zstandard.ZstdDecompressor:
 
 
 def _zstd_whole(view: Any) -> bytes:
-    """One whole zstd frame (any content size, its checksum verified if it has one)."""
-    dobj = zstandard.ZstdDecompressor().decompressobj()
-    try:
-        data = dobj.decompress(view)
-    except zstandard.ZstdError as e:
-        raise ValueError(f"corrupt frame ({e})") from e
-    if not dobj.eof:
-        raise ValueError("truncated frame")
-    return data
+    """Whole zstd frames (any content size, checksums verified where present). Like
+    numcodecs (zarr), an item of several frames decodes to all of them, and bytes after
+    the last frame that are not a frame are an error, not ignored."""
+    parts, data = [], view
+    while True:
+        dobj = zstandard.ZstdDecompressor().decompressobj()
+        try:
+            parts.append(dobj.decompress(data))
+        except zstandard.ZstdError as e:
+            raise ValueError(f"corrupt frame ({e})") from e
+        if not dobj.eof:
+            raise ValueError("truncated frame")
+        data = dobj.unused_data
+        if not data:
+            return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _zstd_frame_length(frame: Any) -> int:
