@@ -208,13 +208,12 @@ class ZstdStage(BytesStage):
 
     def decode_prefixes(self, batch: ByteBatch, expected: int, prefixes: np.ndarray,
                         threads: int) -> ByteBatch:
-        """Each frame's first `prefixes[i]` bytes (a read that needs the leading rows of a
-        chunk), into a slab of `expected`-byte rows; the bytes past a prefix are left
-        undefined. The rest of each frame is decoded too, so that a frame damaged past the
-        prefix is an error as on zarr's whole decode (a prefix saves no decode work). A
-        frame must declare `expected` bytes; frames that carry a content checksum, or
-        declare no size, are decoded whole, so that the checksum is verified and the size
-        checked as on every other read."""
+        """Each frame decoded only as far as its first `prefixes[i]` bytes (a read that
+        needs the leading rows of a chunk), into a slab of `expected`-byte rows; the bytes
+        past a prefix are left undefined. zstd decodes front to back, so a prefix costs
+        its share of the frame. A frame must declare `expected` bytes; frames that carry a
+        content checksum, or declare no size, are decoded whole, so that the checksum is
+        verified and the size checked as on every other read."""
         n = len(batch)
         out = np.empty(n * expected, dtype=np.uint8)
         view = memoryview(out)
@@ -244,11 +243,6 @@ class ZstdStage(BytesStage):
                         reader = dctx.stream_reader(frame, read_size=len(frame))
                         if reader.readinto(row[:want]) != want:
                             raise ValueError("truncated frame")
-                        # damage past the prefix must still be an error, as it is on
-                        # zarr's whole decode: the rest of the frame is decoded too
-                        if (reader.readinto(row[want:]) != expected - want
-                                or reader.read(1)):
-                            raise ValueError("the frame does not decode to its declared size")
                 except StageError:
                     raise
                 except Exception as e:
