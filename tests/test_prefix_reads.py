@@ -205,3 +205,29 @@ def test_sharded_leading_rows_decode_prefixes(tmp_path: Path,
         np.testing.assert_array_equal(arr[33:36, 1:12], data[33:36, 1:12])
     row = 8 * 5 * 2
     assert prefix_spy and prefix_spy[-1] == (4 * row, CHUNKS[0] * row)
+
+
+@settings(max_examples=60, deadline=None)
+@given(payloads=st.lists(st.binary(max_size=3000), min_size=1, max_size=6),
+       checksum=st.booleans(), content_size=st.booleans(), level=st.sampled_from([1, 3, 19]),
+       damage=st.lists(st.sampled_from(["none", "cut", "append", "double", "cut-header"]),
+                       min_size=6, max_size=6))
+def test_frame_lengths_walk_headers_for_a_whole_batch(payloads: list[bytes], checksum: bool,
+                                                      content_size: bool, level: int,
+                                                      damage: list[str]) -> None:
+    """zstd_frame_lengths (numpy, whole batch) says an item is exactly one frame iff it is:
+    intact frames of any header layout pass; cut, padded or doubled ones do not."""
+    from cuzarr.batch import ByteBatch
+    from cuzarr.codecs.bytes_to_bytes import zstd_frame_lengths
+
+    compressor = zstandard.ZstdCompressor(level=level, write_checksum=checksum,
+                                          write_content_size=content_size)
+    items, whole = [], []
+    for payload, how in zip(payloads, damage, strict=False):
+        frame = compressor.compress(payload)
+        items.append({"none": frame, "cut": frame[:-1], "append": frame + b"\0",
+                      "double": frame + frame, "cut-header": frame[:5]}[how])
+        whole.append(how == "none")
+    batch = ByteBatch.from_buffers(items)
+    lengths = zstd_frame_lengths(batch.slab, batch.offsets, batch.sizes)
+    assert list(lengths == batch.sizes) == whole
