@@ -81,7 +81,7 @@ async def read_plain(
                     threads)
 
     def prefixes(lo: int, hi: int) -> np.ndarray | None:
-        if device.name != "cpu" or not _prefix_decodable(chain):
+        if not _prefix_decodable(chain, device):
             return None
         return _prefix_bytes(chain, entries[lo:hi])  # type: ignore[arg-type]
 
@@ -128,10 +128,10 @@ async def _run_tiles(inline: bool, *args: Any) -> None:
 _PREFIX_MAX_SHARE = 0.95
 
 
-def _prefix_decodable(chain: Chain) -> bool:
-    """C-ordered chunks in native byte order whose one bytes stage is zstd: a read of their
-    leading rows can stop decoding where those rows end."""
-    if not isinstance(chain, FixedChain) or len(chain.stages) != 1:
+def _prefix_decodable(chain: Chain, device: Any) -> bool:
+    """C-ordered chunks in native byte order whose one bytes stage is zstd, read on the cpu
+    device: a read of their leading rows can stop decoding where those rows end."""
+    if device.name != "cpu" or not isinstance(chain, FixedChain) or len(chain.stages) != 1:
         return False
     layout = chain.layout
     return (isinstance(chain.stages[0], ZstdStage) and len(layout.shape) > 0
@@ -154,9 +154,16 @@ def _prefix_bytes(chain: FixedChain, entries: list[Any]) -> np.ndarray | None:
     for i in partial:
         bounds = selection_bounds(tuple(entries[i][2]), layout.shape)
         ends[i] = 0 if bounds is None else bounds[0][1]
-    if ends.sum() > budget:
+    return _prefixes_of(chain, ends)
+
+
+def _prefixes_of(chain: FixedChain, ends: np.ndarray) -> np.ndarray | None:
+    """Bytes to decode of each chunk whose selection ends before row `ends[i]`; None when
+    those prefixes add up to more than _PREFIX_MAX_SHARE of the chunks."""
+    rows_total = chain.layout.shape[0]
+    if ends.sum() > _PREFIX_MAX_SHARE * rows_total * ends.size:
         return None
-    return ends * (layout.nbytes // rows_total)
+    return ends * (chain.layout.nbytes // rows_total)
 
 
 def _decode_prefixes(chain: FixedChain, host: ByteBatch, prefixes: np.ndarray, threads: int,
@@ -426,18 +433,14 @@ class _ShardRead:
 
         map_ranges(place, len(plan.shards), threads)
 
-
     def _prefixes(self, plan: _ShardPlan) -> np.ndarray | None:
         """Bytes of each inner chunk to decode, when only their leading rows are needed
-        and that saves enough (see _prefix_bytes); else None."""
+        and that saves enough; else None."""
         inner = self.chain.inner
-        if self.device.name != "cpu" or not _prefix_decodable(inner) or not plan.ends.size:
+        if not plan.ends.size or not _prefix_decodable(inner, self.device):
             return None
         assert isinstance(inner, FixedChain)
-        rows_total = inner.layout.shape[0]
-        if plan.ends.sum() > _PREFIX_MAX_SHARE * rows_total * plan.ends.size:
-            return None
-        return plan.ends * (inner.layout.nbytes // rows_total)
+        return _prefixes_of(inner, plan.ends)
 
 
 def _place_shard(

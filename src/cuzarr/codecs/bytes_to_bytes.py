@@ -146,7 +146,7 @@ class ZstdStage(BytesStage):
                 result = zstandard.ZstdDecompressor().multi_decompress_to_buffer(
                     frames, decompressed_sizes=sizes, threads=0
                 )
-            except (zstandard.ZstdError, ValueError):  # ValueError: an empty item
+            except (zstandard.ZstdError, ValueError):  # ValueError: zstandard's argument checks
                 failed.append(lo)
                 return
             for i in range(lo, hi):
