@@ -20,6 +20,7 @@ from zarr.codecs import BytesCodec, ZstdCodec
 
 from cuzarr.codecs.bytes_to_bytes import ZstdStage
 from cuzarr.errors import ChunkDecodeError
+from selections import expected, read, selections
 
 PIPE = {"codec_pipeline.path": "cuzarr.PhasedCodecPipeline"}
 SETTINGS = settings(
@@ -68,31 +69,8 @@ def _array(path: Path, dtype: str, checksum: bool, endian: str = "little") -> za
         return zarr.open_array(str(path), mode="r")
 
 
-def _slice(draw: Any, n: int) -> slice:
-    start = draw(st.integers(0, n - 1))
-    stop = draw(st.integers(start + 1, n))
-    return slice(start, stop, draw(st.sampled_from([1, 1, 2, 3])))
-
-
-@st.composite
-def selections(draw: Any) -> tuple[str, Any]:
-    kind = draw(st.sampled_from(["basic", "int", "orthogonal", "mask"]))
-    rows = _slice(draw, SHAPE[0])
-    if kind == "basic":
-        return kind, (rows, _slice(draw, SHAPE[1]), _slice(draw, SHAPE[2]))
-    if kind == "int":
-        return kind, (draw(st.integers(-SHAPE[0], SHAPE[0] - 1)), _slice(draw, SHAPE[1]))
-    if kind == "orthogonal":
-        cols = draw(st.lists(st.integers(0, SHAPE[1] - 1), min_size=1, max_size=6))
-        return kind, (rows, np.array(sorted(set(cols))), slice(None))
-    lo = draw(st.integers(0, SHAPE[0] - 4))
-    mask = np.zeros(SHAPE[0], dtype=bool)
-    mask[lo : lo + draw(st.integers(1, 4))] = True
-    return kind, (mask, slice(None), 2)
-
-
 @SETTINGS
-@given(selection=selections(), dtype=st.sampled_from(["int16", "float64", "uint8"]),
+@given(selection=selections(SHAPE), dtype=st.sampled_from(["int16", "float64", "uint8"]),
        checksum=st.booleans(), endian=st.sampled_from(["little", "little", "big"]))
 def test_prefix_reads_match_numpy(arrays_dir: Path, selection: tuple[str, Any], dtype: str,
                                   checksum: bool, endian: str) -> None:
@@ -100,12 +78,8 @@ def test_prefix_reads_match_numpy(arrays_dir: Path, selection: tuple[str, Any], 
     arr = _array(arrays_dir / f"{dtype}-{checksum}-{endian}.zarr", dtype, checksum, endian)
     data = _data(dtype)
     with zarr.config.set(PIPE):
-        got = arr.get_orthogonal_selection(sel) if kind == "orthogonal" else arr[sel]
-    if kind == "orthogonal":
-        expected = data[np.ix_(*(np.arange(n)[s] for s, n in zip(sel, SHAPE, strict=True)))]
-    else:
-        expected = data[sel]
-    np.testing.assert_array_equal(got, expected)
+        got = read(arr, kind, sel)
+    np.testing.assert_array_equal(got, expected(data, kind, sel))
 
 
 def test_leading_rows_decode_only_a_prefix(tmp_path: Path,
@@ -181,19 +155,15 @@ def _sharded(path: Path, dtype: str) -> zarr.Array:
 
 
 @SETTINGS
-@given(selection=selections(), dtype=st.sampled_from(["int16", "float64"]))
+@given(selection=selections(SHAPE), dtype=st.sampled_from(["int16", "float64"]))
 def test_sharded_prefix_reads_match_numpy(arrays_dir: Path, selection: tuple[str, Any],
                                           dtype: str) -> None:
     kind, sel = selection
     arr = _sharded(arrays_dir / f"sharded-{dtype}.zarr", dtype)
     data = _data(dtype)
     with zarr.config.set(PIPE):
-        got = arr.get_orthogonal_selection(sel) if kind == "orthogonal" else arr[sel]
-    if kind == "orthogonal":
-        expected = data[np.ix_(*(np.arange(n)[s] for s, n in zip(sel, SHAPE, strict=True)))]
-    else:
-        expected = data[sel]
-    np.testing.assert_array_equal(got, expected)
+        got = read(arr, kind, sel)
+    np.testing.assert_array_equal(got, expected(data, kind, sel))
 
 
 def test_sharded_leading_rows_decode_prefixes(tmp_path: Path,

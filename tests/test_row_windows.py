@@ -18,6 +18,7 @@ from zarr.codecs import BytesCodec
 
 from cuzarr.errors import ChunkDecodeError
 from cuzarr.io.host import HostReader
+from selections import expected, read, selections
 
 SETTINGS = settings(
     max_examples=80, deadline=None,
@@ -72,43 +73,16 @@ def _array(path: Path, endian: str, dtype: str, pipeline: str) -> tuple[zarr.Arr
         return zarr.open_array(str(path), mode="r"), data
 
 
-def _slice(draw: Any, n: int) -> slice:
-    start = draw(st.integers(0, n - 1))
-    stop = draw(st.integers(start + 1, n))
-    return slice(start, stop, draw(st.sampled_from([1, 1, 2, 3])))
-
-
-@st.composite
-def selections(draw: Any) -> tuple[str, Any]:
-    kind = draw(st.sampled_from(["basic", "int", "orthogonal", "mask"]))
-    rows = _slice(draw, SHAPE[0])
-    if kind == "basic":
-        return kind, (rows, _slice(draw, SHAPE[1]), _slice(draw, SHAPE[2]))
-    if kind == "int":
-        return kind, (draw(st.integers(-SHAPE[0], SHAPE[0] - 1)), _slice(draw, SHAPE[1]))
-    if kind == "orthogonal":
-        cols = draw(st.lists(st.integers(0, SHAPE[1] - 1), min_size=1, max_size=6))
-        return kind, (rows, np.array(sorted(set(cols))), slice(None))
-    lo = draw(st.integers(0, SHAPE[0] - 4))
-    mask = np.zeros(SHAPE[0], dtype=bool)
-    mask[lo : lo + draw(st.integers(1, 4))] = True
-    return kind, (mask, slice(None), 2)
-
-
 @SETTINGS
-@given(selection=selections(), endian=st.sampled_from(["little", "big"]),
+@given(selection=selections(SHAPE), endian=st.sampled_from(["little", "big"]),
        dtype=st.sampled_from(["int16", "float64", "uint8"]))
 def test_windowed_reads_match_numpy(
     arrays_dir: Path, test_pipeline: str, selection: tuple[str, Any], endian: str, dtype: str
 ) -> None:
     kind, sel = selection
     arr, data = _array(arrays_dir / f"{endian}-{dtype}.zarr", endian, dtype, test_pipeline)
-    got = arr.get_orthogonal_selection(sel) if kind == "orthogonal" else arr[sel]
-    if kind == "orthogonal":
-        expected = data[np.ix_(*(np.arange(n)[s] for s, n in zip(sel, SHAPE, strict=True)))]
-    else:
-        expected = data[sel]
-    np.testing.assert_array_equal(got, expected)
+    got = read(arr, kind, sel)
+    np.testing.assert_array_equal(got, expected(data, kind, sel))
 
 
 def test_window_path_reads_only_touched_rows(tmp_path: Path, window_spy: list[int]) -> None:
