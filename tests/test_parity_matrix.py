@@ -93,7 +93,7 @@ def _check(
     seed: int = 0,
 ) -> None:
     exact_bytes = (
-        not case.compressed
+        case.exact_bytes
         and not layout.outer_compressors
         and not (write_empty_chunks and layout.id in BYTES_DIVERGE_LAYOUTS)
     )

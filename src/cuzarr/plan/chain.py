@@ -178,7 +178,8 @@ def prepare_chain(codecs: tuple[Any, ...], spec: Any, *, verify_checksums: bool)
         stored_dtype = dtype
         stages = ()
         if ab.compressor is not None:
-            stages = (numcodec_stage(ab.compressor, verify_checksums=verify_checksums),)
+            stages = (numcodec_stage(ab.compressor, verify_checksums=verify_checksums,
+                                     itemsize=dtype.itemsize),)
     else:
         return _generic(codecs, spec, f"{type(ab).__name__} has no batched path")
 
