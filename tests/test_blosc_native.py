@@ -92,3 +92,71 @@ def test_corrupt_block_table_names_the_item(monkeypatch: Any, native: bool) -> N
         BloscStage(codec).decode(ByteBatch.from_buffers([bytes(e) for e in encoded]), None, 2)
     assert info.value.index == 1
     assert "blosc" in info.value.reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cname=st.sampled_from(numcodecs.blosc.list_compressors()),
+    clevel=st.integers(0, 9),
+    shuffle=st.sampled_from([-1, 0, 1, 2]),
+    typesize=st.sampled_from([None, 1, 2, 4, 8, 16]),
+    blocksize=st.sampled_from([0, 256, 4096]),
+    sizes=st.lists(st.integers(1, 70_000), min_size=1, max_size=12),
+    seed=st.integers(0, 2**16),
+    native=st.booleans(),
+)
+def test_encode_matches_numcodecs(
+    cname: str, clevel: int, shuffle: int, typesize: int | None, blocksize: int,
+    sizes: list[int], seed: int, native: bool,
+) -> None:
+    """Either path stores exactly the bytes numcodecs' encode makes of the same bytes."""
+    codec = numcodecs.Blosc(cname=cname, clevel=clevel, shuffle=shuffle, blocksize=blocksize,
+                            typesize=typesize)
+    raws = _chunks(seed, sizes, 8)
+    with pytest.MonkeyPatch.context() as patch:
+        if not native:
+            patch.setattr(blosc_native, "COMPRESS", None)
+        out = BloscStage(codec).encode(ByteBatch.from_buffers(raws), threads=2)
+    assert [bytes(out.item(i)) for i in range(len(raws))] == [
+        bytes(codec.encode(raw)) for raw in raws
+    ]
+
+
+def test_every_item_is_compressed_by_c_blosc(monkeypatch: Any) -> None:
+    calls: list[int] = []
+    real = blosc_native.COMPRESS
+
+    def spy(*args: Any) -> int:
+        calls.append(args[3])
+        return real(*args)
+
+    monkeypatch.setattr(blosc_native, "COMPRESS", spy)
+    codec = numcodecs.Blosc(cname="zstd", shuffle=2, typesize=4)
+    raws = _chunks(3, [4000, 40_000, 12], 4)
+    out = BloscStage(codec).encode(ByteBatch.from_buffers(raws), threads=2)
+    assert sorted(calls) == sorted(r.size for r in raws)
+    assert [bytes(numcodecs.Blosc().decode(out.item(i))) for i in range(3)] == [
+        r.tobytes() for r in raws
+    ]
+
+
+def test_a_failed_compression_names_the_item(monkeypatch: Any) -> None:
+    real = blosc_native.COMPRESS
+
+    def fail_third(*args: Any) -> int:
+        return -1 if args[3] == 333 else real(*args)
+
+    monkeypatch.setattr(blosc_native, "COMPRESS", fail_third)
+    raws = _chunks(4, [1000, 2000, 333, 4000], 1)
+    with pytest.raises(StageError) as info:
+        BloscStage(numcodecs.Blosc()).encode(ByteBatch.from_buffers(raws), threads=1)
+    assert info.value.index == 2
+    assert "blosc compression: -1" in info.value.reason
+
+
+def test_an_unknown_compressor_keeps_numcodecs_error() -> None:
+    """A cname this c-blosc lacks goes to numcodecs, whose error names it."""
+    codec = numcodecs.Blosc(cname="lz4")
+    codec.cname, codec._cname_bytes = "snappy", b"snappy"
+    with pytest.raises(Exception, match="snappy"):
+        BloscStage(codec).encode(ByteBatch.from_buffers([np.zeros(64, np.uint8)]), threads=1)

@@ -17,20 +17,36 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-__all__ = ["DECOMPRESS"]
+__all__ = ["COMPRESS", "DECOMPRESS", "MAX_OVERHEAD"]
 
 
-def _load() -> Any:
-    """blosc_decompress_ctx(src, dest, destsize, nthreads) -> decoded bytes, <= 0 on error."""
+#: c-blosc's BLOSC_MAX_OVERHEAD: a compressed chunk is at most this much larger than its input
+MAX_OVERHEAD = 16
+
+_SIGNATURES = {
+    # (src, dest, destsize, nthreads) -> decoded bytes, <= 0 on error
+    "blosc_decompress_ctx": [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int],
+    # (clevel, doshuffle, typesize, nbytes, src, dest, destsize, compressor, blocksize,
+    #  nthreads) -> compressed bytes, 0 when it does not fit, < 0 on error
+    "blosc_compress_ctx": [
+        ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p,
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int,
+    ],
+}
+
+
+def _load(name: str) -> Any:
+    """The c-blosc function `name` from numcodecs' extension, typed; None if not found."""
     try:
         from numcodecs import blosc as numcodecs_blosc
 
-        decompress = ctypes.CDLL(numcodecs_blosc.__file__).blosc_decompress_ctx
+        function = getattr(ctypes.CDLL(numcodecs_blosc.__file__), name)
     except (ImportError, OSError, AttributeError):
         return None
-    decompress.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    decompress.restype = ctypes.c_int
-    return decompress
+    function.argtypes = _SIGNATURES[name]
+    function.restype = ctypes.c_int
+    return function
 
 
-DECOMPRESS: Any = _load()
+DECOMPRESS: Any = _load("blosc_decompress_ctx")
+COMPRESS: Any = _load("blosc_compress_ctx")
