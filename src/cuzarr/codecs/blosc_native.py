@@ -1,15 +1,13 @@
-"""c-blosc's own decompress function, called without numcodecs' Python wrapper.
+"""c-blosc's own decompress and compress functions, called without numcodecs' Python wrapper.
 
 numcodecs links c-blosc into `numcodecs.blosc` and exports its C symbols. Its Python wrapper
 costs several microseconds a call under the GIL (a process and fork check that calls
 `getpid`, buffer wrapping, a size query): for a shard of 64 KiB chunks that is about as long
-as decompressing one, and two threads spend it waiting for each other. The same C function
-called through ctypes, with the sizes our vectorized header check already has, releases the
-GIL for the whole call. The arguments are the ones numcodecs passes off the main thread
-(`blosc_decompress_ctx`, one internal thread), so the bytes are the same. Where the symbol
-cannot be found, `DECOMPRESS` is None and the stage keeps numcodecs' calls. (Compression
-gains nothing this way: measured on 64 KiB chunks, its per-call cost is small next to the
-work.)
+as decompressing one, and two threads spend it waiting for each other's GIL. The same C
+functions called through ctypes, with the sizes our vectorized header checks already have,
+release the GIL for the whole call. The arguments are the ones numcodecs passes off the main
+thread (the `_ctx` functions, one internal thread), so the bytes are the same. Where a
+symbol cannot be found it is None here, and the blosc stage keeps numcodecs' calls.
 """
 
 from __future__ import annotations
