@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from cuzarr.batch import ByteBatch
-from cuzarr.codecs.bytes_to_bytes import ZstdStage
+from cuzarr.codecs import blosc_native
+from cuzarr.codecs.bytes_to_bytes import BloscStage, ZstdStage
 from cuzarr.config import Options
 from cuzarr.decode import decode_fixed, decode_generic, named
 from cuzarr.devices import select_device
@@ -59,16 +60,16 @@ async def read_plain(
 
     def finish(host: ByteBatch, present: np.ndarray, lo: int, hi: int, threads: int,
                used: Chain = chain, chunk_sels: list[Any] | None = None,
-               prefixes: np.ndarray | None = None) -> None:
+               partial: np.ndarray | None = None) -> None:
         """Decode, then scatter; a windowed read passes its own chain and chunk selections,
-        a prefix read the bytes each chunk needs decoded."""
+        a partial decode the [start, stop) bytes of each chunk it needs decoded."""
         present_all[lo:hi] = present
         rows = np.full(hi - lo, -1, dtype=np.int64)
         idx = np.flatnonzero(present)
         rows[idx] = np.arange(idx.size)
         present_keys = [keys[lo + i] for i in idx]
-        if prefixes is not None:
-            decoded = _decode_prefixes(used, host, prefixes[idx], threads, present_keys)
+        if partial is not None:
+            decoded = _decode_partial(used, host, partial[idx], threads, present_keys)
         else:
             decoded = decode_chain(used, host, device, threads, present_keys)
         decoded = device.for_output(decoded, out)
@@ -80,10 +81,10 @@ async def read_plain(
             scatter(out, decoded, rows, chunk_sels, out_sels, drop_axes, chain.fill_value,
                     threads)
 
-    def prefixes(lo: int, hi: int) -> np.ndarray | None:
-        if not _prefix_decodable(chain, device):
+    def partial(lo: int, hi: int) -> np.ndarray | None:
+        if not _partial_decodable(chain, device):
             return None
-        return _prefix_bytes(chain, entries[lo:hi])  # type: ignore[arg-type]
+        return _partial_bytes(chain, entries[lo:hi])  # type: ignore[arg-type]
 
     reader = HostReader(store, opts.threads, alloc=device.host_empty)
     if reader.blocking:
@@ -100,7 +101,7 @@ async def read_plain(
                 else:
                     host, present = HostReader(store, threads,
                                                alloc=device.host_empty).whole_sync(keys[lo:hi])
-                finish(host, present, lo, hi, threads, prefixes=prefixes(lo, hi))
+                finish(host, present, lo, hi, threads, partial=partial(lo, hi))
 
         per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, per_chunk)
         tile = split_on(device.out_of_memory, tile, _too_big(keys, "chunk", device))
@@ -110,7 +111,7 @@ async def read_plain(
     for lo, hi in waves(len(entries), per_chunk, opts.wave_bytes):
         host, present = await reader.whole(keys[lo:hi])
         await asyncio.to_thread(run_in_tile, device, finish, host, present, lo, hi, opts.threads,
-                                chain, None, prefixes(lo, hi))
+                                chain, None, partial(lo, hi))
     return present_all
 
 
@@ -125,56 +126,72 @@ async def _run_tiles(inline: bool, fn: Any, n: int, per_tile: int, threads: int,
         await asyncio.to_thread(run_tiles, fn, n, per_tile, threads, in_flight)
 
 
-#: decode only chunk prefixes when they add up to at most this share of the tile's chunks
-#: (a prefix costs its share of a whole decode, so any real saving is worth it)
-_PREFIX_MAX_SHARE = 0.95
+#: decode only part of each chunk when the parts add up to at most this share of the tile's
+#: chunks (a part costs about its share of a whole decode, so any real saving is worth it)
+_PARTIAL_MAX_SHARE = 0.95
+#: blosc chunks at least this large decode part of themselves: smaller ones are a block or
+#: a few (c-blosc's blocks are 32-256 KiB), and checking their block tables costs more
+_BLOSC_PARTIAL_MIN_BYTES = 1 << 20
 
 
-def _prefix_decodable(chain: Chain, device: Any) -> bool:
-    """C-ordered chunks in native byte order whose one bytes stage is zstd, read on the cpu
-    device: a read of their leading rows can stop decoding where those rows end."""
+def _partial_decodable(chain: Chain, device: Any) -> bool:
+    """C-ordered chunks in native byte order whose one bytes stage can decode part of a
+    chunk, read on the cpu device: zstd up to the end of the rows a read needs (a prefix),
+    blosc just the blocks those rows lie in (c-blosc's getitem)."""
     if device.name != "cpu" or not isinstance(chain, FixedChain) or len(chain.stages) != 1:
         return False
-    layout = chain.layout
-    return (isinstance(chain.stages[0], ZstdStage) and len(layout.shape) > 0
+    layout, stage = chain.layout, chain.stages[0]
+    partial_stage = isinstance(stage, ZstdStage) or (
+        isinstance(stage, BloscStage) and blosc_native.GETITEM is not None
+        and layout.nbytes >= _BLOSC_PARTIAL_MIN_BYTES)
+    return (partial_stage and len(layout.shape) > 0
             and layout.to_logical == tuple(range(len(layout.shape)))
             and layout.stored_dtype == layout.dtype)
 
 
-def _prefix_bytes(chain: FixedChain, entries: list[Any]) -> np.ndarray | None:
-    """Bytes of each chunk up to the end of the last leading-axis row its selection
-    touches; None when decoding those prefixes would not save enough."""
+def _partial_bytes(chain: FixedChain, entries: list[Any]) -> np.ndarray | None:
+    """(n, 2) [start, stop) bytes of each chunk that hold the leading-axis rows its selection
+    touches; None when decoding only those would not save enough."""
     layout = chain.layout
     rows_total = layout.shape[0]
     # chunks zarr marks complete need every row: only the others' selections are looked at
     # (a whole-array read of 4096 small chunks would otherwise pay ~10 us a chunk)
     partial = [i for i, entry in enumerate(entries) if not entry[4]]
-    budget = _PREFIX_MAX_SHARE * rows_total * len(entries)
+    budget = _PARTIAL_MAX_SHARE * rows_total * len(entries)
     if rows_total * (len(entries) - len(partial)) > budget:
         return None
-    ends = np.full(len(entries), rows_total, dtype=np.int64)
+    spans = np.zeros((len(entries), 2), dtype=np.int64)
+    spans[:, 1] = rows_total
     for i in partial:
         bounds = selection_bounds(tuple(entries[i][2]), layout.shape)
-        ends[i] = 0 if bounds is None else bounds[0][1]
-    return _prefixes_of(chain, ends)
+        spans[i] = (0, 0) if bounds is None else bounds[0]
+    return _partial_of(chain, spans)
 
 
-def _prefixes_of(chain: FixedChain, ends: np.ndarray) -> np.ndarray | None:
-    """Bytes to decode of each chunk whose selection ends before row `ends[i]`; None when
-    those prefixes add up to more than _PREFIX_MAX_SHARE of the chunks."""
+def _partial_of(chain: FixedChain, spans: np.ndarray) -> np.ndarray | None:
+    """Bytes to decode, (n, 2) [start, stop), of chunks whose selections touch rows
+    [spans[i, 0], spans[i, 1]) (zstd starts at 0: it decodes front to back); None when
+    they add up to more than _PARTIAL_MAX_SHARE of the chunks."""
     rows_total = chain.layout.shape[0]
-    if ends.sum() > _PREFIX_MAX_SHARE * rows_total * ends.size:
+    spans = spans.copy()
+    if isinstance(chain.stages[0], ZstdStage):
+        spans[:, 0] = 0
+    if int((spans[:, 1] - spans[:, 0]).sum()) > _PARTIAL_MAX_SHARE * rows_total * len(spans):
         return None
-    return ends * (chain.layout.nbytes // rows_total)
+    return spans * (chain.layout.nbytes // rows_total)
 
 
-def _decode_prefixes(chain: FixedChain, host: ByteBatch, prefixes: np.ndarray, threads: int,
-                     keys: list[str]) -> Any:
-    """The (n, *shape) chunks of a prefix read: only each chunk's prefix is decoded."""
-    stage = chain.stages[0]
-    assert isinstance(stage, ZstdStage)
+def _decode_partial(chain: FixedChain, host: ByteBatch, windows: np.ndarray, threads: int,
+                    keys: list[str]) -> Any:
+    """The (n, *shape) chunks of a partial decode: only bytes windows[i, 0]:windows[i, 1] of
+    chunk i are decoded (the rest of each chunk is left undefined: the read never looks)."""
+    stage, nbytes = chain.stages[0], chain.layout.nbytes
     try:
-        decoded = stage.decode_prefixes(host, chain.layout.nbytes, prefixes, threads)
+        if isinstance(stage, ZstdStage):
+            decoded = stage.decode_prefixes(host, nbytes, windows[:, 1], threads)
+        else:
+            assert isinstance(stage, BloscStage)
+            decoded = stage.decode_windows(host, nbytes, windows, threads)
     except StageError as e:
         raise named(e, keys) from e
     return chain.layout.arrays_from_slab(decoded.slab, len(host))
@@ -313,7 +330,7 @@ class _ShardPlan:
     starts: np.ndarray
     sizes: np.ndarray
     ids: np.ndarray  # per range: flat inner chunk id
-    ends: np.ndarray  # per range: the leading-axis row its selection ends before
+    spans: np.ndarray  # per range: (n, 2) [first, stop) leading-axis rows its selection needs
 
 
 @dataclass
@@ -380,7 +397,7 @@ class _ShardRead:
             raise named(e, present_keys) from e
         inner = chain.inner_shape
         shards = []
-        shard_of, starts, sizes, ids_all, ends = [], [], [], [], []
+        shard_of, starts, sizes, ids_all, spans = [], [], [], [], []
         n_present = 0
         for s, i in enumerate(present_idx.tolist()):
             bounds = selection_bounds(self.entries[lo + i][2], chain.shard_shape)
@@ -401,13 +418,14 @@ class _ShardRead:
             ids_all.append(ids[has])
             if inner:
                 origin = np.unravel_index(ids[has], chain.chunks_per_shard)[0] * inner[0]
-                ends.append(np.clip(bounds[0][1] - origin, 0, inner[0]))
+                spans.append(np.clip(np.stack([bounds[0][0] - origin, bounds[0][1] - origin],
+                                              axis=1), 0, inner[0]))
 
         def cat(parts: list[np.ndarray]) -> np.ndarray:
             return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
         plan = _ShardPlan(shards, cat(shard_of), cat(starts), cat(sizes), cat(ids_all),
-                          cat(ends))
+                          np.concatenate(spans) if spans else np.zeros((0, 2), np.int64))
         return plan, present_keys
 
     def _decode_and_place(
@@ -416,9 +434,9 @@ class _ShardRead:
     ) -> None:
         chain, out, entries, drop_axes = self.chain, self.out, self.entries, self.drop_axes
         names = InnerKeys(present_keys, plan.shard_of, plan.ids, chain.chunks_per_shard)
-        prefixes = self._prefixes(plan)
-        if prefixes is not None:
-            decoded = _decode_prefixes(chain.inner, batch, prefixes, threads, names)
+        partial = self._partial(plan)
+        if partial is not None:
+            decoded = _decode_partial(chain.inner, batch, partial, threads, names)
         else:
             decoded = decode_chain(chain.inner, batch, self.device, threads, names)
         decoded = self.device.for_output(decoded, out)
@@ -435,14 +453,14 @@ class _ShardRead:
 
         map_ranges(place, len(plan.shards), threads)
 
-    def _prefixes(self, plan: _ShardPlan) -> np.ndarray | None:
-        """Bytes of each inner chunk to decode, when only their leading rows are needed
-        and that saves enough; else None."""
+    def _partial(self, plan: _ShardPlan) -> np.ndarray | None:
+        """[start, stop) bytes of each inner chunk to decode, when only some of their rows
+        are needed and that saves enough; else None."""
         inner = self.chain.inner
-        if not plan.ends.size or not _prefix_decodable(inner, self.device):
+        if not len(plan.spans) or not _partial_decodable(inner, self.device):
             return None
         assert isinstance(inner, FixedChain)
-        return _prefixes_of(inner, plan.ends)
+        return _partial_of(inner, plan.spans)
 
 
 def _place_shard(

@@ -8,6 +8,8 @@ functions called through ctypes, with the sizes our vectorized header checks alr
 release the GIL for the whole call. The arguments are the ones numcodecs passes off the main
 thread (the `_ctx` functions, one internal thread), so the bytes are the same. Where a
 symbol cannot be found it is None here, and the blosc stage keeps numcodecs' calls.
+`blosc_getitem` (thread-safe: its context is its own) decodes only the blocks a byte range
+lies in; our own frame parser checks every block and stream offset of the chunk first.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-__all__ = ["COMPRESS", "DECOMPRESS", "MAX_OVERHEAD"]
+__all__ = ["COMPRESS", "DECOMPRESS", "GETITEM", "MAX_OVERHEAD"]
 
 
 #: c-blosc's BLOSC_MAX_OVERHEAD: a compressed chunk is at most this much larger than its input
@@ -26,6 +28,9 @@ _SIGNATURES = {
     "blosc_decompress_ctx": [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int],
     # (clevel, doshuffle, typesize, nbytes, src, dest, destsize, compressor, blocksize,
     #  nthreads) -> compressed bytes, 0 when it does not fit, < 0 on error
+    # (src, start, nitems, dest) -> bytes written (nitems * the chunk's typesize), < 0 on
+    # error: decodes only the blocks holding items start..start+nitems-1
+    "blosc_getitem": [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p],
     "blosc_compress_ctx": [
         ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p,
         ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int,
@@ -48,3 +53,4 @@ def _load(name: str) -> Any:
 
 DECOMPRESS: Any = _load("blosc_decompress_ctx")
 COMPRESS: Any = _load("blosc_compress_ctx")
+GETITEM: Any = _load("blosc_getitem")

@@ -512,6 +512,48 @@ class BloscStage(BytesStage):
         map_ranges(work, n, threads, min_items=_items_per_hop(batch, 4, int(nbytes.max())))
         return ByteBatch(out, offsets, nbytes)
 
+    def decode_windows(self, batch: ByteBatch, expected: int, windows: np.ndarray,
+                       threads: int) -> ByteBatch:
+        """Bytes windows[i, 0]:windows[i, 1] of each chunk decoded into that part of its
+        `expected`-byte row of one slab, the rest of the row left undefined: c-blosc's
+        getitem decodes only the blocks the window lies in (a patch of a few rows of a
+        4 MiB chunk decodes a quarter of it or less). Every chunk's frame is checked first
+        (plan_frames: header, block table, stream sizes), so getitem only reads inside the
+        chunk; a window that is not whole items of the chunk's typesize is decoded whole."""
+        from cuzarr.codecs.blosc_frame import plan_frames
+
+        n = len(batch)
+        if n == 0 or blosc_native.GETITEM is None or not isinstance(batch.slab, np.ndarray):
+            return self.decode(batch, expected, threads)
+        slab = np.ascontiguousarray(batch.slab)
+        plan = plan_frames(slab, batch.offsets, batch.sizes)
+        bad = np.flatnonzero(plan.nbytes != expected)
+        if bad.size:
+            i = int(bad[0])
+            raise StageError(i, f"blosc: header says {int(plan.nbytes[i])} bytes, "
+                                f"expected {expected}")
+        out = np.empty(n * expected, dtype=np.uint8)
+        getitem, decompress = blosc_native.GETITEM, blosc_native.DECOMPRESS
+        src_base, dst_base = slab.ctypes.data, out.ctypes.data
+        starts, typesizes = batch.offsets.tolist(), plan.typesize.tolist()
+        lows, highs = windows[:, 0].tolist(), windows[:, 1].tolist()
+
+        def work(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                low, high, ts = lows[i], highs[i], typesizes[i]
+                src, dst = src_base + starts[i], dst_base + i * expected
+                if high <= low:
+                    continue
+                if (low == 0 and high == expected) or low % ts or high % ts:
+                    ret, want = decompress(src, dst, expected, 1), expected
+                else:
+                    ret, want = getitem(src, low // ts, (high - low) // ts, dst + low), high - low
+                if ret != want:
+                    raise StageError(i, f"blosc: error during blosc decompression: {ret}")
+
+        map_ranges(work, n, threads, min_items=_items_per_hop(batch, 4, expected))
+        return ByteBatch.fixed(out, n, expected)
+
     def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
         if blosc_native.COMPRESS is not None and batch.parts is None and isinstance(
                 batch.slab, np.ndarray) and self._native_params() is not None:
