@@ -26,11 +26,11 @@ MAX_OVERHEAD = 16
 _SIGNATURES = {
     # (src, dest, destsize, nthreads) -> decoded bytes, <= 0 on error
     "blosc_decompress_ctx": [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int],
-    # (clevel, doshuffle, typesize, nbytes, src, dest, destsize, compressor, blocksize,
-    #  nthreads) -> compressed bytes, 0 when it does not fit, < 0 on error
     # (src, start, nitems, dest) -> bytes written (nitems * the chunk's typesize), < 0 on
     # error: decodes only the blocks holding items start..start+nitems-1
     "blosc_getitem": [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p],
+    # (clevel, doshuffle, typesize, nbytes, src, dest, destsize, compressor, blocksize,
+    #  nthreads) -> compressed bytes, 0 when it does not fit, < 0 on error
     "blosc_compress_ctx": [
         ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p,
         ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int,

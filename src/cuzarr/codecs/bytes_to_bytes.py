@@ -21,7 +21,7 @@ import zstandard
 
 from cuzarr.batch import ByteBatch
 from cuzarr.codecs import blosc_native
-from cuzarr.codecs.blosc_frame import blosc_params
+from cuzarr.codecs.blosc_frame import blosc_params, plan_frames
 from cuzarr.workers import StageError, map_ranges
 
 try:  # Intel ISA-L's inflate: the same streams as zlib, decoded 2-2.5x faster
@@ -520,10 +520,10 @@ class BloscStage(BytesStage):
         4 MiB chunk decodes a quarter of it or less). Every chunk's frame is checked first
         (plan_frames: header, block table, stream sizes), so getitem only reads inside the
         chunk; a window that is not whole items of the chunk's typesize is decoded whole."""
-        from cuzarr.codecs.blosc_frame import plan_frames
-
         n = len(batch)
-        if n == 0 or blosc_native.GETITEM is None or not isinstance(batch.slab, np.ndarray):
+        getitem, decompress = blosc_native.GETITEM, blosc_native.DECOMPRESS
+        if n == 0 or getitem is None or decompress is None or not isinstance(batch.slab,
+                                                                             np.ndarray):
             return self.decode(batch, expected, threads)
         slab = np.ascontiguousarray(batch.slab)
         plan = plan_frames(slab, batch.offsets, batch.sizes)
@@ -533,7 +533,6 @@ class BloscStage(BytesStage):
             raise StageError(i, f"blosc: header says {int(plan.nbytes[i])} bytes, "
                                 f"expected {expected}")
         out = np.empty(n * expected, dtype=np.uint8)
-        getitem, decompress = blosc_native.GETITEM, blosc_native.DECOMPRESS
         src_base, dst_base = slab.ctypes.data, out.ctypes.data
         starts, typesizes = batch.offsets.tolist(), plan.typesize.tolist()
         lows, highs = windows[:, 0].tolist(), windows[:, 1].tolist()
@@ -555,29 +554,23 @@ class BloscStage(BytesStage):
         return ByteBatch.fixed(out, n, expected)
 
     def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
-        if blosc_native.COMPRESS is not None and batch.parts is None and isinstance(
-                batch.slab, np.ndarray) and self._native_params() is not None:
-            return self._encode_native(batch, threads)
-        return self._per_item(batch, threads, self.codec.encode, min_items=4, pack=False)
-
-    def _native_params(self) -> tuple[bytes, int, int, int, int] | None:
-        """(cname, clevel, shuffle, typesize, blocksize) as numcodecs passes them to c-blosc
-        for a bytes item (`blosc_params`); None where numcodecs would refuse the codec."""
         from numcodecs.blosc import list_compressors
 
-        if self.codec.get_config().get("cname") not in list_compressors():
-            return None
-        cname, clevel, shuffle, typesize, blocksize = blosc_params(self.codec)
-        return cname.encode(), clevel, shuffle, typesize, blocksize
+        # numcodecs' own call where c-blosc was not found, for items held apart, and for a
+        # compressor this build lacks (numcodecs' error names it)
+        if (blosc_native.COMPRESS is None or batch.parts is not None
+                or not isinstance(batch.slab, np.ndarray)
+                or self.codec.get_config().get("cname") not in list_compressors()):
+            return self._per_item(batch, threads, self.codec.encode, min_items=4, pack=False)
+        return self._encode_native(batch, threads)
 
     def _encode_native(self, batch: ByteBatch, threads: int) -> ByteBatch:
         """Every item compressed by c-blosc straight into its slot of one output slab (room
-        for the item plus c-blosc's overhead): one ctypes call per item, the GIL released
-        for each, so two threads are not kept waiting for each other's Python."""
-        params = self._native_params()
-        assert params is not None
-        cname, clevel, shuffle, typesize, blocksize = params
-        compress = blosc_native.COMPRESS
+        for the item plus c-blosc's overhead), with the arguments numcodecs passes for a
+        bytes item (`blosc_params`): one ctypes call per item, the GIL released for each,
+        so two threads are not kept waiting for each other's Python."""
+        cname_str, clevel, shuffle, typesize, blocksize = blosc_params(self.codec)
+        cname, compress = cname_str.encode(), blosc_native.COMPRESS
         slab = np.ascontiguousarray(batch.slab)
         room = batch.sizes + blosc_native.MAX_OVERHEAD
         out_offsets = np.zeros(len(batch), dtype=np.int64)
