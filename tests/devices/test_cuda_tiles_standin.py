@@ -114,7 +114,7 @@ def test_tiles_run_on_their_own_streams(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_default_tiles_are_large() -> None:
-    """The cpu device's 4 MiB tiles would turn a 3 GB read into 800 small nvCOMP calls."""
+    """The cpu device's 8 MiB tiles would turn a 3 GB read into 400 small nvCOMP calls."""
     assert CudaDevice.tile_bytes >= 256 << 20
     assert CudaDevice.tiles_in_flight == 2
 
