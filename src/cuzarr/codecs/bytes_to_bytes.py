@@ -486,19 +486,14 @@ class BloscStage(BytesStage):
             return batch
         nbytes, _ = self._headers(batch)
         if expected is not None:
-            bad = np.flatnonzero(nbytes != expected)
-            if bad.size:
-                i = int(bad[0])
-                raise StageError(
-                    i, f"blosc: header says {int(nbytes[i])} bytes, expected {expected}"
-                )
+            _check_declared(nbytes, expected)
         offsets = np.zeros(n, dtype=np.int64)
         np.cumsum(nbytes[:-1], out=offsets[1:])
         out = np.empty(int(nbytes.sum()), dtype=np.uint8)
         slab, src_off, src_size = batch.slab, batch.offsets, batch.sizes
         codec = self.codec
 
-        def work(lo: int, hi: int) -> None:
+        def numcodecs_work(lo: int, hi: int) -> None:
             for i in range(lo, hi):
                 s, d = int(src_off[i]), int(offsets[i])
                 try:
@@ -506,6 +501,7 @@ class BloscStage(BytesStage):
                 except Exception as e:
                     raise StageError(i, f"blosc: {e}") from e
 
+        work = numcodecs_work
         if blosc_native.DECOMPRESS is not None and isinstance(slab, np.ndarray):
             work = _native_blosc_decode(np.ascontiguousarray(slab), src_off, out, offsets,
                                         nbytes)
@@ -527,11 +523,7 @@ class BloscStage(BytesStage):
             return self.decode(batch, expected, threads)
         slab = np.ascontiguousarray(batch.slab)
         plan = plan_frames(slab, batch.offsets, batch.sizes)
-        bad = np.flatnonzero(plan.nbytes != expected)
-        if bad.size:
-            i = int(bad[0])
-            raise StageError(i, f"blosc: header says {int(plan.nbytes[i])} bytes, "
-                                f"expected {expected}")
+        _check_declared(plan.nbytes, expected)
         out = np.empty(n * expected, dtype=np.uint8)
         src_base, dst_base = slab.ctypes.data, out.ctypes.data
         starts, typesizes = batch.offsets.tolist(), plan.typesize.tolist()
@@ -593,6 +585,14 @@ class BloscStage(BytesStage):
         # like every encoder's, the items go out as separate buffers (views of the slab)
         parts = [out[d : d + w] for d, w in zip(dests, written, strict=True)]
         return _gather(parts, len(batch), pack=False)
+
+
+def _check_declared(nbytes: np.ndarray, expected: int) -> None:
+    """StageError for the first blosc chunk whose header declares other than `expected`."""
+    bad = np.flatnonzero(nbytes != expected)
+    if bad.size:
+        i = int(bad[0])
+        raise StageError(i, f"blosc: header says {int(nbytes[i])} bytes, expected {expected}")
 
 
 def _native_blosc_decode(
