@@ -13,22 +13,36 @@ from __future__ import annotations
 from cuzarr import config
 from cuzarr.enable import enable
 from cuzarr.errors import (
+    BloscDecodeError,
     ChecksumError,
     ChunkDecodeError,
     ConfigError,
     CuzarrError,
     DeviceMemoryError,
     DeviceUnavailableError,
+    GzipDecodeError,
+    Lz4DecodeError,
+    ShardIndexChecksumError,
+    ShardIndexError,
+    ZlibDecodeError,
+    ZstdDecodeError,
 )
 from cuzarr.pipeline import PhasedCodecPipeline
 
 __all__ = [
+    "BloscDecodeError",
     "ChecksumError",
     "ChunkDecodeError",
     "ConfigError",
     "CuzarrError",
     "DeviceMemoryError",
     "DeviceUnavailableError",
+    "GzipDecodeError",
+    "Lz4DecodeError",
+    "ShardIndexChecksumError",
+    "ShardIndexError",
+    "ZlibDecodeError",
+    "ZstdDecodeError",
     "PhasedCodecPipeline",
     "config",
     "enable",

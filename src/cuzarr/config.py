@@ -83,6 +83,12 @@ _SETTINGS: dict[str, tuple[Any, Callable[[str, Any], Any], str]] = {
         "let chains without a batched path run zarr's per-chunk codecs (False: raise)",
     ),
     "verify_checksums": (True, _boolean, "check crc32c codecs and shard index checksums on read"),
+    "zstd_prefix_reads": (
+        False,
+        _boolean,
+        "a read that needs the leading rows of a zstd chunk decodes the frame only that far "
+        "(faster patches; damage to a block header inside that prefix can go unseen)",
+    ),
 }
 
 _overrides: dict[str, Any] = {}
@@ -156,8 +162,7 @@ class Options:
     wave_bytes: int
     generic_fallback: bool
     verify_checksums: bool
-    coalesce_max_gap_bytes: int
-    coalesce_max_bytes: int
+    zstd_prefix_reads: bool
 
 
 @functools.cache
@@ -167,9 +172,8 @@ def _cpu_count() -> int:
 
 
 def options() -> Options:
-    """Resolve the current settings (and zarr's coalescing limits) into `Options`."""
-    from zarr.core.config import config as zarr_config
-
+    """Resolve the current settings into `Options` (zarr's coalescing limits are each
+    array's own: its ArraySpec's config)."""
     threads = get("threads") or _cpu_count()
     return Options(
         threads=threads,
@@ -177,6 +181,5 @@ def options() -> Options:
         wave_bytes=get("wave_bytes"),
         generic_fallback=get("generic_fallback"),
         verify_checksums=get("verify_checksums"),
-        coalesce_max_gap_bytes=int(zarr_config.get("array.sharding_coalesce_max_gap_bytes")),
-        coalesce_max_bytes=int(zarr_config.get("array.sharding_coalesce_max_bytes")),
+        zstd_prefix_reads=get("zstd_prefix_reads"),
     )

@@ -8,17 +8,34 @@ import numpy as np
 
 from cuzarr.batch import ByteBatch
 from cuzarr.devices.base import Device
-from cuzarr.errors import ChecksumError, ChunkDecodeError
+from cuzarr.errors import (
+    ChecksumError,
+    ChunkDecodeError,
+    ShardIndexChecksumError,
+    ShardIndexError,
+    decode_error_for,
+    passes_through,
+)
 from cuzarr.plan.chain import FixedChain, GenericChain
 from cuzarr.workers import StageError, map_ranges
 
-__all__ = ["decode_fixed", "decode_generic", "encode_fixed", "encode_generic", "named"]
+__all__ = ["decode_fixed", "decode_generic", "encode_fixed", "encode_generic", "index_error",
+           "named"]
 
 
-def named(error: StageError, keys: list[str]) -> ChunkDecodeError:
-    """Turn a stage's item error into one that names the store key."""
+def named(error: StageError, keys: Any, family: type[ChunkDecodeError] | None = None
+          ) -> ChunkDecodeError:
+    """Turn a stage's item error into one that names the store key: of the error's own
+    family (a checksum mismatch), else `family` (the stage's: what zarr raises for that
+    codec), else one that is also an instance of the codec's own exception."""
     key = keys[error.index] if 0 <= error.index < len(keys) else "<unknown>"
-    cls = ChecksumError if error.checksum else ChunkDecodeError
+    cls: type[ChunkDecodeError] = ChunkDecodeError
+    if error.family is not None:
+        cls = error.family  # type: ignore[assignment]
+    elif family is not None:
+        cls = family
+    elif error.cause is not None:
+        cls = decode_error_for(type(error.cause))
     return cls(key, error.reason)
 
 
@@ -29,12 +46,12 @@ def decode_fixed(
     n = len(batch)
     layout = chain.layout
     current = batch
-    try:
-        for depth, stage in enumerate(reversed(chain.stages)):
-            last = depth == len(chain.stages) - 1
+    for depth, stage in enumerate(reversed(chain.stages)):
+        last = depth == len(chain.stages) - 1
+        try:
             current = device.decode_stage(stage, current, layout.nbytes if last else None, threads)
-    except StageError as e:
-        raise named(e, keys) from e
+        except StageError as e:
+            raise named(e, keys, stage.error) from e
     if not chain.stages:
         bad = np.flatnonzero(current.sizes != layout.nbytes)
         if bad.size:
@@ -76,7 +93,9 @@ def decode_generic(
                 data = Buffer.from_array_like(np.asarray(batch.item(i)))
                 out[i] = transform.decode_chunk(data, spec).as_ndarray_like()
             except Exception as e:
-                raise StageError(i, f"{type(e).__name__}: {e}") from e
+                if passes_through(e):
+                    raise
+                raise StageError(i, f"{type(e).__name__}: {e}", cause=e) from e
 
     try:
         map_ranges(work, len(batch), threads, min_items=4)
@@ -99,3 +118,10 @@ def encode_generic(chain: GenericChain, arrays: list[Any], threads: int) -> list
 
     map_ranges(work, len(arrays), threads, min_items=4)
     return out
+
+
+def index_error(error: StageError, keys: Any) -> ShardIndexError:
+    """A shard index's error naming the shard (ShardIndexChecksumError for its crc32c)."""
+    key = keys[error.index] if 0 <= error.index < len(keys) else "<unknown>"
+    cls = ShardIndexChecksumError if error.family is ChecksumError else ShardIndexError
+    return cls(key, error.reason)

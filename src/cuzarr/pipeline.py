@@ -28,9 +28,15 @@ from zarr.abc.codec import (
 from cuzarr.config import Options, options
 from cuzarr.devices import cuda_available
 from cuzarr.errors import ConfigError
-from cuzarr.plan.chain import Chain, GenericChain, ShardChain, prepare_chain
+from cuzarr.plan.chain import Chain, GenericChain, ShardChain, integer_view, prepare_chain
 from cuzarr.read import read_plain, read_shards
-from cuzarr.write import device_writes, write_plain, write_shards
+from cuzarr.write import (
+    device_writes,
+    refuse_masked,
+    refuse_what_zarr_refuses,
+    write_plain,
+    write_shards,
+)
 
 if TYPE_CHECKING:
     from zarr.abc.store import ByteGetter, ByteSetter
@@ -199,6 +205,9 @@ class PhasedCodecPipeline(CodecPipeline):
         chains = [(self._chain(spec, opts), idx) for spec, idx in groups]
         if any(chain is None for chain, _ in chains):
             return await self._zarr_pipeline().read(batch, out, drop_axes)
+        out_array = _as_integers(out_array, chains)
+        if out_array is None:
+            return await self._zarr_pipeline().read(batch, out, drop_axes)
         status = np.zeros(len(batch), dtype=bool)
         store = batch[0][0].store
         for chain, idx in chains:
@@ -221,6 +230,7 @@ class PhasedCodecPipeline(CodecPipeline):
             return
         opts = options()
         value_array = value.as_ndarray_like()
+        refuse_masked(value_array)
         # a device value runs on the cuda device; where that cannot (device="cpu", no GPU,
         # a chain without batched encode) zarr's pipeline writes it, as for reads
         on_device = not isinstance(value_array, np.ndarray)
@@ -235,7 +245,13 @@ class PhasedCodecPipeline(CodecPipeline):
                for chain, _ in chains):
             await self._zarr_pipeline().write(batch, value, drop_axes)
             return
+        value_array = _as_integers(value_array, chains)
+        if value_array is None:
+            await self._zarr_pipeline().write(batch, value, drop_axes)
+            return
         store = batch[0][0].store
+        for chain, idx in chains:
+            refuse_what_zarr_refuses(chain, [batch[i] for i in idx], value_array)
         for chain, idx in chains:
             entries = [batch[i] for i in idx]
             if isinstance(chain, ShardChain):
@@ -261,3 +277,15 @@ def _all_store_paths(batch: list[Entry]) -> bool:
     store = getattr(batch[0][0], "store", None)
     return all(isinstance(e[0], StorePath) and e[0].store is store for e in batch)
 
+
+def _as_integers(array: Any, chains: list[tuple[Any, np.ndarray]]) -> Any:
+    """`array` viewed as integers where the chains handle datetime64/timedelta64 chunks as
+    the integers they are stored as (plan.chain.integer_view); None where only some do
+    (zarr's pipeline then runs the batch)."""
+    flags = {bool(getattr(chain, "as_integers", False)) for chain, _ in chains}
+    if flags == {False}:
+        return array
+    if len(flags) > 1:
+        return None
+    view = integer_view(array.dtype)
+    return array if view is None else array.view(view)

@@ -13,18 +13,26 @@ from cuzarr.batch import ByteBatch
 from cuzarr.codecs import blosc_native
 from cuzarr.codecs.bytes_to_bytes import BloscStage, ZstdStage
 from cuzarr.config import Options
-from cuzarr.decode import decode_fixed, decode_generic, named
+from cuzarr.decode import decode_fixed, decode_generic, index_error, named
 from cuzarr.devices import select_device
 from cuzarr.devices.base import run_in_tile
 from cuzarr.errors import DeviceMemoryError
+from cuzarr.io.files import fd_group
 from cuzarr.io.host import HostReader
 from cuzarr.plan.chain import Chain, FixedChain, ShardChain
 from cuzarr.plan.selection import aligned_region, selection_bounds, shift_selection
-from cuzarr.plan.shard import EMPTY, decode_indexes, inner_ids, validate_tables
+from cuzarr.plan.shard import decode_indexes, index_ranges, inner_ids
 from cuzarr.scatter import scatter
 from cuzarr.workers import StageError, map_ranges, run_tiles, split_on
 
 __all__ = ["InnerKeys", "decode_chain", "read_plain", "read_shards", "region_view", "waves"]
+
+
+def async_wave_bytes(opts: Options) -> int:
+    """Decoded bytes per wave on a store without blocking IO: half of `wave_bytes`, since a
+    wave holds its fetched (stored) bytes beside its decoded ones, so that the two together
+    stay within the setting."""
+    return max(1, opts.wave_bytes // 2)
 
 
 def waves(n: int, bytes_per_item: int, budget: int) -> list[tuple[int, int]]:
@@ -82,11 +90,12 @@ async def read_plain(
                     threads)
 
     def partial(lo: int, hi: int) -> np.ndarray | None:
-        if not _partial_decodable(chain, device):
+        if not _partial_decodable(chain, device, opts):
             return None
         return _partial_bytes(chain, entries[lo:hi])  # type: ignore[arg-type]
 
-    reader = HostReader(store, opts.threads, alloc=device.host_empty)
+    prototype = entries[0][1].prototype
+    reader = HostReader(store, opts.threads, alloc=device.host_empty, prototype=prototype)
     if reader.blocking:
         direct = device.local_reader(store) if isinstance(chain, FixedChain) else None
         windows = reader.root is not None and device.name == "cpu" and _raw_c_order(chain)
@@ -99,8 +108,8 @@ async def read_plain(
                 if direct is not None:
                     host, present = direct.whole(keys[lo:hi])
                 else:
-                    host, present = HostReader(store, threads,
-                                               alloc=device.host_empty).whole_sync(keys[lo:hi])
+                    host, present = HostReader(store, threads, alloc=device.host_empty,
+                                               prototype=prototype).whole_sync(keys[lo:hi])
                 finish(host, present, lo, hi, threads, partial=partial(lo, hi))
 
         per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, per_chunk)
@@ -108,10 +117,14 @@ async def read_plain(
         await _run_tiles(len(entries) * per_chunk <= INLINE_BYTES, tile, len(entries), per_tile,
                          opts.threads, device.tiles_in_flight)
         return present_all
-    for lo, hi in waves(len(entries), per_chunk, opts.wave_bytes):
+    async def wave(lo: int, hi: int) -> None:
+        """One wave; its slab is released when it returns, before the next is fetched."""
         host, present = await reader.whole(keys[lo:hi])
         await asyncio.to_thread(run_in_tile, device, finish, host, present, lo, hi, opts.threads,
                                 chain, None, partial(lo, hi))
+
+    for lo, hi in waves(len(entries), per_chunk, async_wave_bytes(opts)):
+        await wave(lo, hi)
     return present_all
 
 
@@ -134,14 +147,17 @@ _PARTIAL_MAX_SHARE = 0.95
 _BLOSC_PARTIAL_MIN_BYTES = 1 << 20
 
 
-def _partial_decodable(chain: Chain, device: Any) -> bool:
+def _partial_decodable(chain: Chain, device: Any, opts: Options) -> bool:
     """C-ordered chunks in native byte order whose one bytes stage can decode part of a
-    chunk, read on the cpu device: zstd up to the end of the rows a read needs (a prefix),
-    blosc just the blocks those rows lie in (c-blosc's getitem)."""
+    chunk, read on the cpu device: blosc just the blocks the rows a read needs lie in
+    (c-blosc's getitem, after our parser checked the frame's geometry), and, where the
+    `zstd_prefix_reads` setting opts in, zstd up to the end of those rows (a prefix: zstd
+    cannot check a prefix against the frame's declared size, so damage to a block header
+    inside it can shift the rows it returns)."""
     if device.name != "cpu" or not isinstance(chain, FixedChain) or len(chain.stages) != 1:
         return False
     layout, stage = chain.layout, chain.stages[0]
-    partial_stage = isinstance(stage, ZstdStage) or (
+    partial_stage = (isinstance(stage, ZstdStage) and opts.zstd_prefix_reads) or (
         isinstance(stage, BloscStage) and blosc_native.GETITEM is not None
         and layout.nbytes >= _BLOSC_PARTIAL_MIN_BYTES)
     return (partial_stage and len(layout.shape) > 0
@@ -193,7 +209,7 @@ def _decode_partial(chain: FixedChain, host: ByteBatch, windows: np.ndarray, thr
             assert isinstance(stage, BloscStage)
             decoded = stage.decode_windows(host, nbytes, windows, threads)
     except StageError as e:
-        raise named(e, keys) from e
+        raise named(e, keys, stage.error) from e
     return chain.layout.arrays_from_slab(decoded.slab, len(host))
 
 
@@ -274,7 +290,7 @@ def region_view(region: np.ndarray, counts: tuple[int, ...], inner: tuple[int, .
     """View a region made of a grid of inner chunks as (k0, k1, ..., c0, c1, ...)."""
     nd = len(inner)
     split = region.reshape(tuple(x for pair in zip(counts, inner, strict=True) for x in pair))
-    return split.transpose(*range(0, 2 * nd, 2), *range(1, 2 * nd, 2))
+    return split.transpose((*range(0, 2 * nd, 2), *range(1, 2 * nd, 2)))
 
 
 class InnerKeys:
@@ -303,19 +319,23 @@ async def read_shards(
     shard_nbytes = math.prod(chain.shard_shape) * out.dtype.itemsize
     present_all = np.zeros(len(entries), dtype=bool)
     job = _ShardRead(chain, entries, keys, out, drop_axes, opts, device)
-    reader = HostReader(store, opts.threads, alloc=device.host_empty)
+    prototype = entries[0][1].prototype
+    reader = HostReader(store, opts.threads, alloc=device.host_empty, prototype=prototype)
     if reader.blocking:
         def tile(lo: int, hi: int, threads: int) -> None:
             with device.tile_scope():
-                tile_reader = HostReader(store, threads, alloc=device.host_empty)
+                tile_reader = HostReader(store, threads, alloc=device.host_empty,
+                                         prototype=prototype)
                 present_all[lo:hi] = job.run_sync(tile_reader, lo, hi, threads)
 
         tile = split_on(device.out_of_memory, tile, _too_big(keys, "shard", device))
         per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, shard_nbytes)
+        if reader.root is not None:  # a tile holds its shard files open while it reads
+            per_tile = min(per_tile, fd_group(opts.threads))
         await _run_tiles(_small_shard_read(chain, entries, out), tile, len(entries), per_tile,
                          opts.threads, device.tiles_in_flight)
         return present_all
-    for lo, hi in waves(len(entries), shard_nbytes, opts.wave_bytes):
+    for lo, hi in waves(len(entries), shard_nbytes, async_wave_bytes(opts)):
         present_all[lo:hi] = await job.run_async(reader, lo, hi)
     return present_all
 
@@ -331,6 +351,8 @@ class _ShardPlan:
     sizes: np.ndarray
     ids: np.ndarray  # per range: flat inner chunk id
     spans: np.ndarray  # per range: (n, 2) [first, stop) leading-axis rows its selection needs
+    shard_sizes: np.ndarray | None  # per present shard, when known
+    whole: np.ndarray  # per range: its shard is read whole (every inner chunk touched)
 
 
 @dataclass
@@ -345,28 +367,60 @@ class _ShardRead:
     opts: Options
     device: Any
 
+    @property
+    def _limits(self) -> dict[str, int]:
+        """This array's coalescing limits (its config; zarr's global ones by default)."""
+        config = self.entries[0][1].config
+        return {"max_gap_bytes": int(config.sharding_coalesce_max_gap_bytes),
+                "max_bytes": int(config.sharding_coalesce_max_bytes)}
+
     def run_sync(self, reader: HostReader, lo: int, hi: int, threads: int) -> np.ndarray:
         keys = self.keys[lo:hi]
-        index = reader.index_sync(keys, self.chain.index_nbytes, self.chain.index_at_start)
-        plan, present_keys = self._plan(index, lo, hi, threads)
-        batch = ByteBatch.empty()
+        chain = self.chain
+        if reader.root is not None:
+            with reader.open_shards(keys) as shards:
+                index = shards.index(chain.index_nbytes, chain.index_at_start, threads)
+                plan, present_keys = self._plan(index, lo, hi, threads)
+                batch = self._read_open(reader, shards, plan, present_keys, threads)
+        else:
+            index = reader.index_sync(keys, chain.index_nbytes, chain.index_at_start)
+            plan, present_keys = self._plan(index, lo, hi, threads)
+            batch = ByteBatch.empty()
+            if plan.starts.size:
+                batch = reader.ranges_sync(present_keys, plan.shard_of, plan.starts,
+                                           plan.sizes, **self._limits)
+                extra = _blosc_reach(chain.inner, batch, plan)
+                if extra is not None:
+                    batch = _extended(batch, extra, reader.ranges_sync(
+                        present_keys, plan.shard_of[extra[0]], plan.starts[extra[0]],
+                        extra[1], **self._limits))
+        self._decode_and_place(batch, plan, present_keys, index.present, lo, threads)
+        return index.present
+
+    def _read_open(self, reader: HostReader, shards: Any, plan: _ShardPlan,
+                   present_keys: list[str], threads: int) -> ByteBatch:
+        """The planned ranges from the open shard files (kvikio straight into device
+        memory where the device reads that way, the files' own descriptors otherwise)."""
+        if not plan.starts.size:
+            return ByteBatch.empty()
         direct = None
         if isinstance(self.chain.inner, FixedChain):
             direct = self.device.local_reader(reader.store)
-        if plan.starts.size and direct is not None:
-            batch = direct.ranges(
-                present_keys, plan.shard_of, plan.starts, plan.sizes,
-                max_gap_bytes=self.opts.coalesce_max_gap_bytes,
-                max_bytes=self.opts.coalesce_max_bytes,
-            )
-        elif plan.starts.size:
-            batch = reader.ranges_sync(
-                present_keys, plan.shard_of, plan.starts, plan.sizes,
-                max_gap_bytes=self.opts.coalesce_max_gap_bytes,
-                max_bytes=self.opts.coalesce_max_bytes,
-            )
-        self._decode_and_place(batch, plan, present_keys, index.present, lo, threads)
-        return index.present
+        if direct is not None:
+            paths = [shards.path(int(i)) for i in np.flatnonzero(shards.present)]
+            return direct.ranges(present_keys, plan.shard_of, plan.starts, plan.sizes,
+                                 paths=paths, **self._limits)
+
+        def read(shard_of: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> ByteBatch:
+            return shards.ranges(shard_of, starts, sizes, threads=threads, alloc=reader.alloc,
+                                 **self._limits)
+
+        batch = read(plan.shard_of, plan.starts, plan.sizes)
+        extra = _blosc_reach(self.chain.inner, batch, plan)
+        if extra is not None:
+            batch = _extended(batch, extra, read(plan.shard_of[extra[0]],
+                                                 plan.starts[extra[0]], extra[1]))
+        return batch
 
     async def run_async(self, reader: HostReader, lo: int, hi: int) -> np.ndarray:
         threads = self.opts.threads
@@ -375,11 +429,13 @@ class _ShardRead:
         plan, present_keys = self._plan(index, lo, hi, threads)
         batch = ByteBatch.empty()
         if plan.starts.size:
-            batch = await reader.ranges(
-                present_keys, plan.shard_of, plan.starts, plan.sizes,
-                max_gap_bytes=self.opts.coalesce_max_gap_bytes,
-                max_bytes=self.opts.coalesce_max_bytes,
-            )
+            batch = await reader.ranges(present_keys, plan.shard_of, plan.starts, plan.sizes,
+                                        **self._limits)
+            extra = _blosc_reach(self.chain.inner, batch, plan)
+            if extra is not None:
+                batch = _extended(batch, extra, await reader.ranges(
+                    present_keys, plan.shard_of[extra[0]], plan.starts[extra[0]], extra[1],
+                    **self._limits))
         await asyncio.to_thread(
             run_in_tile, self.device, self._decode_and_place, batch, plan, present_keys,
             index.present, lo, threads,
@@ -392,12 +448,12 @@ class _ShardRead:
         present_keys = [self.keys[lo + i] for i in present_idx]
         try:
             tables = decode_indexes(chain, index.batch, threads)
-            validate_tables(tables, index.shard_sizes)
         except StageError as e:
-            raise named(e, present_keys) from e
+            raise index_error(e, present_keys) from e
+        has_all, starts_all, sizes_all = index_ranges(tables, index.shard_sizes)
         inner = chain.inner_shape
         shards = []
-        shard_of, starts, sizes, ids_all, spans = [], [], [], [], []
+        shard_of, starts, sizes, ids_all, spans, whole = [], [], [], [], [], []
         n_present = 0
         for s, i in enumerate(present_idx.tolist()):
             bounds = selection_bounds(self.entries[lo + i][2], chain.shard_shape)
@@ -405,17 +461,17 @@ class _ShardRead:
                 continue
             first, stop = aligned_region(bounds, inner)
             ids = inner_ids(chain.chunks_per_shard, first, stop)
-            table = tables[s][ids]
-            has = table[:, 0] != EMPTY
+            has = has_all[s][ids]
             count = int(has.sum())
             rows = np.full(ids.size, -1, dtype=np.int64)
             rows[has] = n_present + np.arange(count)
             n_present += count
             shards.append((lo + i, first, stop, rows))
             shard_of.append(np.full(count, s, dtype=np.int64))
-            starts.append(table[has, 0].astype(np.int64))
-            sizes.append(table[has, 1].astype(np.int64))
+            starts.append(starts_all[s][ids[has]])
+            sizes.append(sizes_all[s][ids[has]])
             ids_all.append(ids[has])
+            whole.append(np.full(count, ids.size == chain.n_inner))
             if inner:
                 origin = np.unravel_index(ids[has], chain.chunks_per_shard)[0] * inner[0]
                 spans.append(np.clip(np.stack([bounds[0][0] - origin, bounds[0][1] - origin],
@@ -425,7 +481,16 @@ class _ShardRead:
             return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
         plan = _ShardPlan(shards, cat(shard_of), cat(starts), cat(sizes), cat(ids_all),
-                          np.concatenate(spans) if spans else np.zeros((0, 2), np.int64))
+                          np.concatenate(spans) if spans else np.zeros((0, 2), np.int64),
+                          index.shard_sizes,
+                          np.concatenate(whole) if whole else np.zeros(0, dtype=bool))
+        if _blosc_innermost(chain.inner) and plan.whole.any():
+            # a Blosc chunk says its own length; in a shard read whole, an entry shorter
+            # than its header is read far enough to see it (see _blosc_reach)
+            sizes = np.maximum(plan.sizes, _BLOSC_HEADER)
+            if plan.shard_sizes is not None:
+                sizes = np.minimum(sizes, plan.shard_sizes[plan.shard_of] - plan.starts)
+            plan.sizes = np.where(plan.whole, sizes, plan.sizes)
         return plan, present_keys
 
     def _decode_and_place(
@@ -457,10 +522,54 @@ class _ShardRead:
         """[start, stop) bytes of each inner chunk to decode, when only some of their rows
         are needed and that saves enough; else None."""
         inner = self.chain.inner
-        if not len(plan.spans) or not _partial_decodable(inner, self.device):
+        if not len(plan.spans) or not _partial_decodable(inner, self.device, self.opts):
             return None
         assert isinstance(inner, FixedChain)
         return _partial_of(inner, plan.spans)
+
+
+_BLOSC_HEADER = 16
+
+
+def _blosc_innermost(chain: Chain) -> bool:
+    """True when stored inner chunks are Blosc chunks (blosc is the last encode stage)."""
+    return (isinstance(chain, FixedChain) and bool(chain.stages)
+            and isinstance(chain.stages[-1], BloscStage))
+
+
+def _blosc_reach(chain: Chain, batch: ByteBatch, plan: _ShardPlan
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Blosc inner chunks whose index entry is shorter than the length their own header
+    declares: (which ranges, that length), for those that lie inside a shard read whole;
+    None when there are none. numcodecs reads a Blosc chunk for as many bytes as its header
+    says, from wherever the buffer it was handed continues: zarr, which reads a shard whole
+    when a read touches every inner chunk of it, so reads such a chunk whole from the
+    shard's bytes; so does cuzarr. Where zarr fetched the chunk's range alone, c-blosc reads
+    past that buffer (an error, mostly: heap memory), and cuzarr refuses the chunk. Host
+    batches only (a device batch keeps its ranges, and such a chunk is an error there)."""
+    if not _blosc_innermost(chain) or not isinstance(batch.slab, np.ndarray) or not len(batch):
+        return None
+    sizes = batch.sizes
+    whole = np.flatnonzero(sizes >= _BLOSC_HEADER)
+    cbytes = np.zeros(len(sizes), dtype=np.int64)
+    at = batch.offsets[whole, None] + np.arange(12, 16)[None, :]
+    cbytes[whole] = np.ascontiguousarray(batch.slab[at]).view("<u4").reshape(-1)
+    need = (cbytes > sizes) & plan.whole
+    if plan.shard_sizes is not None:
+        need &= plan.starts + cbytes <= plan.shard_sizes[plan.shard_of]
+    idx = np.flatnonzero(need)
+    return (idx, cbytes[idx]) if idx.size else None
+
+
+def _extended(batch: ByteBatch, extra: tuple[np.ndarray, np.ndarray],
+              reread: ByteBatch) -> ByteBatch:
+    """`batch` with items extra[0] replaced by the longer reads in `reread`."""
+    idx, _ = extra
+    slab = np.concatenate([np.asarray(batch.slab), np.asarray(reread.packed().slab)])
+    offsets, sizes = batch.offsets.copy(), batch.sizes.copy()
+    offsets[idx] = batch.slab.size + reread.packed().offsets
+    sizes[idx] = reread.sizes
+    return ByteBatch(slab, offsets, sizes)
 
 
 def _place_shard(
@@ -548,7 +657,7 @@ def _direct_target(
     if not all(isinstance(s, slice) and s.indices(n) == (0, n, 1)
                for s, n in zip(local, region_shape, strict=True)):
         return None
-    target = out[out_selection]
+    target = out[(*out_selection, Ellipsis)]  # a view, also of a 0-d out
     return target if target.shape == region_shape else None
 
 

@@ -37,7 +37,10 @@ def scatter(
             if row < 0:
                 out[out_selections[i]] = fill_value
                 continue
-            value = decoded[row][chunk_selections[i]]
+            # decoded[row, ...]: a 0-d chunk stays an array (decoded[row] would be a scalar,
+            # and a bytes scalar cannot be indexed with ())
+            chunk = decoded[row] if isinstance(decoded, list) else decoded[row, ...]
+            value = chunk[chunk_selections[i]]
             if drop_axes:
                 value = value.squeeze(axis=drop_axes)
             out[out_selections[i]] = value

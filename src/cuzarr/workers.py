@@ -20,13 +20,20 @@ _lock = threading.Lock()
 
 
 class StageError(Exception):
-    """Raised inside a batched stage for item `index`; the pipeline adds the store key."""
+    """Raised inside a batched stage for item `index`; the pipeline adds the store key.
 
-    def __init__(self, index: int, reason: str, *, checksum: bool = False) -> None:
+    `family`: the ChunkDecodeError subclass to raise (a checksum mismatch, say), where it
+    is not the stage's own; `cause`: the codec's own exception, for stages that have no
+    family (the error is then also an instance of the cause's class).
+    """
+
+    def __init__(self, index: int, reason: str, *, family: type[Exception] | None = None,
+                 cause: BaseException | None = None) -> None:
         super().__init__(reason)
         self.index = index
         self.reason = reason
-        self.checksum = checksum
+        self.family = family
+        self.cause = cause
 
 
 def _get_pool(threads: int) -> ThreadPoolExecutor:

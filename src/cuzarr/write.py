@@ -12,9 +12,11 @@ import numpy as np
 
 from cuzarr.batch import ByteBatch
 from cuzarr.config import Options
-from cuzarr.decode import encode_fixed, encode_generic, named
+from cuzarr.decode import encode_fixed, encode_generic, index_error
 from cuzarr.devices import CpuDevice, Device, select_device
 from cuzarr.devices.base import run_in_tile
+from cuzarr.errors import ShardIndexError
+from cuzarr.io.access import access
 from cuzarr.io.host import HostReader
 from cuzarr.plan.chain import Chain, FixedChain, ShardChain
 from cuzarr.plan.selection import (
@@ -23,11 +25,27 @@ from cuzarr.plan.selection import (
     selection_bounds,
     shift_selection,
 )
-from cuzarr.plan.shard import EMPTY, decode_indexes, encode_index, inner_ids, write_order
-from cuzarr.read import InnerKeys, _too_big, decode_chain, region_view, waves
+from cuzarr.plan.shard import (
+    EMPTY,
+    decode_indexes,
+    encode_index,
+    index_ranges,
+    inner_ids,
+    write_order,
+)
+from cuzarr.read import (
+    InnerKeys,
+    _blosc_innermost,
+    _too_big,
+    async_wave_bytes,
+    decode_chain,
+    region_view,
+    waves,
+)
 from cuzarr.workers import StageError, map_ranges, run_tiles, split_on
 
-__all__ = ["device_writes", "write_plain", "write_shards"]
+__all__ = ["device_writes", "refuse_masked", "refuse_what_zarr_refuses", "write_plain",
+           "write_shards"]
 
 
 def device_writes(chain: Chain) -> bool:
@@ -70,19 +88,26 @@ def _encode(chain: Chain, chunks: Any, keep: np.ndarray, device: Device,
             kept = chunks[device.xp.asarray(np.flatnonzero(keep))]
         encoded = encode_fixed(chain, kept, device, threads)
         return [encoded.item(i) for i in range(len(encoded))]
-    return encode_generic(chain, [chunks[i] for i in np.flatnonzero(keep)], threads)
+    return encode_generic(chain, [chunks[i, ...] for i in np.flatnonzero(keep)], threads)
 
 
-def _buffers(values: list[Any]) -> list[Any]:
-    from zarr.core.buffer.cpu import Buffer
+def _buffers(values: list[Any], buffer: Any) -> list[Any]:
+    """Encoded values as Buffers of the class the store is given (`buffer`)."""
+    return [buffer.from_bytes(np.frombuffer(v, dtype=np.uint8)) for v in values]
 
-    return [Buffer.from_array_like(np.frombuffer(v, dtype=np.uint8)) for v in values]
+
+def _buffer_class(store: Any, prototype: Any) -> Any:
+    """The Buffer class writes hand the store: the array's prototype's, as zarr's pipeline
+    does (a store may check it); host Buffers for a LocalStore cuzarr owns the IO of."""
+    from zarr.core.buffer import cpu
+
+    return cpu.Buffer if access(store).root is not None else prototype.buffer
 
 
 def _store_writes_sync(store: Any, keys: list[str], values: list[Any], deletes: list[str],
-                       threads: int) -> None:
+                       threads: int, buffer: Any) -> None:
     """Set and delete keys on a store with sync IO (LocalStore: atomic temp-and-rename)."""
-    buffers = _buffers(values)
+    buffers = _buffers(values, buffer)
 
     def work_set(lo: int, hi: int) -> None:
         for i in range(lo, hi):
@@ -97,9 +122,9 @@ def _store_writes_sync(store: Any, keys: list[str], values: list[Any], deletes: 
 
 
 async def _store_writes_async(store: Any, keys: list[str], values: list[Any],
-                              deletes: list[str]) -> None:
+                              deletes: list[str], buffer: Any) -> None:
     """Set and delete keys concurrently on an async store."""
-    buffers = _buffers(values)
+    buffers = _buffers(values, buffer)
     await asyncio.gather(*(store.set(k, b) for k, b in zip(keys, buffers, strict=True)))
     await asyncio.gather(*(store.delete(k) for k in deletes))
 
@@ -110,33 +135,35 @@ Builder = Callable[[int, int, np.ndarray, ByteBatch, np.ndarray, int],
 
 
 async def _drive(store: Any, entries: list[Any], item_nbytes: int, opts: Options,
-                 build: Builder, device: Device, what: str) -> None:
+                 build: Builder, device: Device, what: str, partial: np.ndarray) -> None:
     """Run a write tile by tile (blocking stores) or wave by wave (async stores).
 
-    Each tile reads the stored items it must merge with, builds and encodes its
-    items, and writes them; tiles overlap on the pool like reads do. A tile that runs
+    Each tile reads the stored items it must merge with (`partial`), builds and encodes
+    its items, and writes them; tiles overlap on the pool like reads do. A tile that runs
     out of device memory (before it writes anything) is halved and retried.
     """
     keys = [e[0].path for e in entries]
-    partial = np.array([not e[4] for e in entries], dtype=bool)
-    reader = HostReader(store, opts.threads, alloc=device.host_empty)
-    if reader.blocking:
+    prototype = entries[0][1].prototype
+    buffer = _buffer_class(store, prototype)
+    reader = HostReader(store, opts.threads, alloc=device.host_empty, prototype=prototype)
+    if reader.blocking and (reader.root is not None or reader.access.sync_writes):
         def tile(lo: int, hi: int, threads: int) -> None:
             part = np.flatnonzero(partial[lo:hi])
             host, present = ByteBatch.empty(), np.zeros(0, dtype=bool)
             if part.size:
-                host, present = HostReader(store, threads, alloc=device.host_empty).whole_sync(
+                host, present = HostReader(store, threads, alloc=device.host_empty,
+                                           prototype=prototype).whole_sync(
                     [keys[lo + i] for i in part])
             with device.tile_scope():
                 set_keys, values, deletes = build(lo, hi, part, host, present, threads)
-            _store_writes_sync(store, set_keys, values, deletes, threads)
+            _store_writes_sync(store, set_keys, values, deletes, threads, buffer)
 
         per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, item_nbytes)
         tile = split_on(device.out_of_memory, tile, _too_big(keys, what, device))
         await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads,
                                 device.tiles_in_flight)
         return
-    for lo, hi in waves(len(entries), item_nbytes, opts.wave_bytes):
+    for lo, hi in waves(len(entries), item_nbytes, async_wave_bytes(opts)):
         part = np.flatnonzero(partial[lo:hi])
         host, present = ByteBatch.empty(), np.zeros(0, dtype=bool)
         if part.size:
@@ -144,7 +171,7 @@ async def _drive(store: Any, entries: list[Any], item_nbytes: int, opts: Options
         set_keys, values, deletes = await asyncio.to_thread(
             run_in_tile, device, build, lo, hi, part, host, present, opts.threads
         )
-        await _store_writes_async(store, set_keys, values, deletes)
+        await _store_writes_async(store, set_keys, values, deletes, buffer)
 
 
 async def write_plain(
@@ -188,8 +215,10 @@ async def write_plain(
         deletes += [keys[i] for i, v in zip(kept, encoded, strict=True) if v is None]
         return set_keys, values, deletes
 
+    # zarr's pipeline reads what is stored only for chunks it does not mark complete
+    partial = np.array([not e[4] for e in entries], dtype=bool)
     await _drive(store, entries, math.prod(shape) * dtype.itemsize, opts, build, device,
-                 "chunk")
+                 "chunk", partial)
 
 
 async def write_shards(
@@ -212,27 +241,108 @@ async def write_shards(
         return _build_shards(chain, wave, keys, partial, host, present, value, drop_axes,
                              dtype, device, threads)
 
+    # a shard is replaced whole only where the value covers all of it: zarr marks a
+    # boundary shard complete when the value covers its part inside the array, but the
+    # shard may hold data past the array's edge (an array shrunk, then grown again), and
+    # zarr's sharding keeps it
+    partial = np.array([not (e[4] and covers_whole(e[2], chain.shard_shape))
+                        for e in entries], dtype=bool)
     await _drive(store, entries, math.prod(chain.shard_shape) * dtype.itemsize, opts, build,
-                 device, "shard")
+                 device, "shard", partial)
+
+
+def refuse_masked(value: Any) -> None:
+    """A masked array cannot be written: zarr arrays have no mask, and zarr's pipeline
+    fails on one, so its mask is not silently dropped here."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise ValueError("cuzarr: a numpy.ma.MaskedArray cannot be written (zarr arrays have "
+                         "no mask); write value.filled(fill_value) instead")
+
+
+def refuse_what_zarr_refuses(chain: Chain, entries: list[Any], value: Any) -> None:
+    """Raise where zarr's own sharding would refuse this write's value: one that
+    broadcasts to a whole shard's selection but not to one of its inner chunks' (a (1, 3)
+    value into 37 rows). zarr slices the value once per shard, then again per inner chunk,
+    and numpy refuses the inner assignment; where the value's shape is not simply the
+    selection's, zarr's own indexer is replayed on a stand-in of the value's shape."""
+    if not isinstance(chain, ShardChain) or np.ndim(value) == 0:
+        return
+    shape = tuple(value.shape)
+    for entry in entries:
+        part = _basic_shape(entry[3], shape)
+        if part is None or part != _basic_shape(entry[2], chain.shard_shape):
+            _replay_inner_writes(chain, shape, entry[2], entry[3])
+
+
+def _basic_shape(selection: Any, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape `array[selection]` has, for slices and integers only; else None."""
+    if not isinstance(selection, tuple) or len(selection) != len(shape):
+        return None
+    out = []
+    for sel, n in zip(selection, shape, strict=True):
+        if isinstance(sel, slice):
+            out.append(len(range(*sel.indices(n))))
+        elif not isinstance(sel, (int, np.integer)):
+            return None
+    return tuple(out)
+
+
+def _replay_inner_writes(chain: ShardChain, value_shape: tuple[int, ...], chunk_sel: Any,
+                         out_sel: Any) -> None:
+    """zarr's sharded write of one shard, on boolean stand-ins: numpy raises what zarr's
+    own assignment would raise."""
+    from zarr.codecs.sharding import _drops_only_unit_axes
+    from zarr.core.chunk_grids import ChunkGrid
+    from zarr.core.indexing import CoordinateIndexer, get_indexer
+
+    part = np.broadcast_to(np.zeros((), dtype=bool), value_shape)[out_sel]
+    indexer = get_indexer(chunk_sel, shape=chain.shard_shape,
+                          chunk_grid=ChunkGrid.from_sizes(chain.shard_shape, chain.inner_shape))
+    if (isinstance(indexer, CoordinateIndexer) and part.ndim > 1
+            and _drops_only_unit_axes(part.shape, indexer.sel_shape)):
+        part = part.reshape(indexer.shape)
+    scratch = np.empty(chain.inner_shape, dtype=bool)
+    for _, inner_sel, inner_out, _ in indexer:
+        scratch[inner_sel] = part if inner_sel == () else part[inner_out]
 
 
 def _existing_tables(chain: ShardChain, host: ByteBatch, keys: list[str],
-                     threads: int) -> np.ndarray:
-    """Index tables of whole stored shards (index sliced from each shard's bytes)."""
+                     threads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(present, starts, sizes), each (S, n_inner), of the inner chunks of whole stored
+    shards (the index sliced from each shard's bytes), clipped to each shard as zarr's
+    slicing clips them (index_ranges); a Blosc chunk whose entry is shorter than its
+    header declares gets its declared length where the shard holds it (_blosc_reach)."""
     n = chain.index_nbytes
     short = np.flatnonzero(host.sizes < n)
     if short.size:
-        raise named(StageError(int(short[0]), "shard shorter than its index"), keys)
+        raise ShardIndexError(keys[int(short[0])], "the shard is shorter than its index")
     starts = host.offsets if chain.index_at_start else host.offsets + host.sizes - n
     index_batch = ByteBatch(host.slab, starts, np.full(len(host), n, dtype=np.int64))
     try:
         tables = decode_indexes(chain, index_batch, threads)
-        from cuzarr.plan.shard import validate_tables
-
-        validate_tables(tables, host.sizes)
     except StageError as e:
-        raise named(e, keys) from e
-    return tables
+        raise index_error(e, keys) from e
+    present, starts, sizes = index_ranges(tables, host.sizes)
+    if _blosc_innermost(chain.inner) and len(host):
+        sizes = _blosc_lengths(host, present, starts, sizes)
+    return present, starts, sizes
+
+
+def _blosc_lengths(host: ByteBatch, present: np.ndarray, starts: np.ndarray,
+                   sizes: np.ndarray) -> np.ndarray:
+    """Entry sizes of Blosc inner chunks, each raised to the length its header declares
+    where the entry is shorter and the shard (host item s) holds that many bytes."""
+    slab = np.asarray(host.slab)
+    ends = host.sizes[:, None]
+    readable = present & (starts + 16 <= ends)
+    s_idx, j_idx = np.nonzero(readable)
+    at = (host.offsets[s_idx] + starts[s_idx, j_idx])[:, None] + np.arange(12, 16)[None, :]
+    cbytes = np.ascontiguousarray(slab[at]).view("<u4").reshape(-1).astype(np.int64)
+    grow = (cbytes > sizes[s_idx, j_idx]) & (starts[s_idx, j_idx] + cbytes
+                                             <= host.sizes[s_idx])
+    out = sizes.copy()
+    out[s_idx[grow], j_idx[grow]] = cbytes[grow]
+    return out
 
 
 @dataclass
@@ -258,7 +368,8 @@ def _build_shards(
     have = partial[present]
     existing_row = np.full(len(wave), -1, dtype=np.int64)
     existing_row[have] = np.arange(have.size)
-    tables = _existing_tables(chain, host, [keys[i] for i in have], threads)
+    t_present, t_starts, t_sizes = _existing_tables(chain, host, [keys[i] for i in have],
+                                                    threads)
     scalar = np.ndim(value) == 0
 
     # 1. Per shard: the box of touched inner chunks, and the stored ones it must merge.
@@ -278,11 +389,11 @@ def _build_shards(
         ids = inner_ids(chain.chunks_per_shard, first, stop)
         row = int(existing_row[s])
         if row >= 0 and not direct:  # a value covering the box replaces what is stored
-            table = tables[row][ids]
             base = int(host.offsets[row])
-            for j in np.flatnonzero(table[:, 0] != EMPTY).tolist():
+            starts, sizes = t_starts[row][ids], t_sizes[row][ids]
+            for j in np.flatnonzero(t_present[row][ids]).tolist():
                 decode_rows.append((len(boxes), j))
-                decode_ranges.append((base + int(table[j, 0]), int(table[j, 1])))
+                decode_ranges.append((base + int(starts[j]), int(sizes[j])))
         boxes.append(_Region(s, ids, counts, origin, shape, direct))
 
     # 2. One buffer holds every region a write merges into (fill where nothing lands).
@@ -328,7 +439,7 @@ def _build_shards(
     from_regions: list[tuple[Any, Any]] = []
     for k, box in enumerate(boxes):
         split = tuple(x for pair in zip(box.counts, inner, strict=True) for x in pair)
-        target = chunks[bounds[k] : bounds[k + 1]].reshape(*box.counts, *inner)
+        target = chunks[bounds[k] : bounds[k + 1]].reshape((*box.counts, *inner))
         target = target.transpose(_interleave(len(inner)))  # (k0, c0, k1, c1, ...) view
         if box.direct:
             from_value.append((value[wave[box.shard][3]].reshape(split), target))
@@ -360,11 +471,10 @@ def _build_shards(
         pieces: list[Any] = [None] * n_inner
         row = int(existing_row[s])
         if row >= 0:
-            table = tables[row]
             base = int(host.offsets[row])
-            for j in np.flatnonzero(table[:, 0] != EMPTY).tolist():
-                off = base + int(table[j, 0])
-                pieces[j] = host.slab[off : off + int(table[j, 1])]
+            for j in np.flatnonzero(t_present[row]).tolist():
+                off = base + int(t_starts[row, j])
+                pieces[j] = host.slab[off : off + int(t_sizes[row, j])]
         for k in range(int(starts_of[s]), int(starts_of[s + 1])):
             pieces[int(ids_of[k])] = new_bytes[k]
         blob = _assemble(chain, pieces, order, n_inner)
@@ -380,7 +490,7 @@ def _assemble(chain: ShardChain, pieces: list[Any], order: np.ndarray,
               n_inner: int) -> np.ndarray | None:
     """Lay out present inner chunks in `order`, build the index; None for an empty shard."""
     sizes = np.array([0 if p is None else len(p) for p in pieces], dtype=np.int64)
-    present = np.array([p is not None and len(p) > 0 for p in pieces], dtype=bool)
+    present = np.array([p is not None for p in pieces], dtype=bool)
     if not present.any():
         return None
     ordered = order[present[order]]

@@ -34,7 +34,7 @@ __all__ = [
 HEADER = 16
 MIN_BUFFERSIZE = 128  # c-blosc: blocks smaller than this per item are not split
 MAX_SPLITS = 16
-_SHUFFLE, _MEMCPYED, _BITSHUFFLE, _DONT_SPLIT = 0x1, 0x2, 0x4, 0x10
+_SHUFFLE, _MEMCPYED, _BITSHUFFLE, _RESERVED, _DONT_SPLIT = 0x1, 0x2, 0x4, 0x8, 0x10
 #: blosc's compressor codes (flags bits 5-7)
 CODECS = {0: "blosclz", 1: "lz4", 2: "snappy", 3: "zlib", 4: "zstd"}
 
@@ -48,6 +48,10 @@ class BloscPlan:
     version: np.ndarray  # per chunk: format version (bit-shuffle rule)
     typesize: np.ndarray  # per chunk
     memcpyed: np.ndarray  # per chunk: bool, payload stored as is after the header
+    #: per chunk: its geometry holds together (every split block is covered by its
+    #: streams, the blocks' streams tile the payload exactly, as c-blosc lays them out),
+    #: so one block can be decoded alone and be where a whole decode would put it
+    sound: np.ndarray
     # per block (all chunks): owning chunk, decoded offset within the chunk, size, shuffle
     block_chunk: np.ndarray
     block_start: np.ndarray
@@ -70,7 +74,9 @@ def _i32(slab: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 
 def plan_frames(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> BloscPlan:
-    """Parse every chunk slab[offsets[i] : +sizes[i]]; StageError(i) for a bad chunk."""
+    """Parse every chunk slab[offsets[i] : +sizes[i]]; StageError(i) for a chunk that
+    c-blosc's decompress would refuse too (the checks are c-blosc 1.x's). Bytes after a
+    chunk's declared compressed size are ignored, as c-blosc ignores them."""
     n = len(sizes)
     short = np.flatnonzero(sizes < HEADER)
     if short.size:
@@ -80,18 +86,24 @@ def plan_frames(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> Blo
     nbytes = _i32(slab, offsets + 4)
     blocksize = _i32(slab, offsets + 8)
     cbytes = _i32(slab, offsets + 12)
-    bad = np.flatnonzero(cbytes != sizes)
+    bad = np.flatnonzero(cbytes > sizes)
     if bad.size:
         i = int(bad[0])
         raise StageError(i, f"blosc: header says {int(cbytes[i])} bytes, chunk has "
                             f"{int(sizes[i])} (truncated or corrupt)")
-    bad = np.flatnonzero((nbytes < 0) | (blocksize <= 0) | (typesize == 0))
+    sizes = cbytes  # what c-blosc reads of each chunk
+    bad = np.flatnonzero((nbytes < 0) | (blocksize <= 0) | (typesize == 0)
+                         | (blocksize > MAX_BLOCKSIZE) | (cbytes < HEADER))
     if bad.size:
         raise StageError(int(bad[0]), "blosc: impossible sizes in the header")
-    memcpyed = (flags & _MEMCPYED) != 0
-    bad = np.flatnonzero(memcpyed & (sizes < HEADER + nbytes))
+    bad = np.flatnonzero((version != VERSION_FORMAT) | ((flags & _RESERVED) != 0))
     if bad.size:
-        raise StageError(int(bad[0]), "blosc: stored chunk shorter than its data")
+        raise StageError(int(bad[0]), "blosc: a format version or flags c-blosc does not "
+                                      "read")
+    memcpyed = (flags & _MEMCPYED) != 0
+    bad = np.flatnonzero(memcpyed & (sizes != HEADER + nbytes))
+    if bad.size:
+        raise StageError(int(bad[0]), "blosc: a memcpyed chunk's size is not its data's")
     codec = (flags >> 5).astype(np.int64)
     typesize = typesize.astype(np.int64)
 
@@ -103,10 +115,10 @@ def plan_frames(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> Blo
     block_start = j * blocksize[block_chunk]
     block_size = np.minimum(blocksize[block_chunk], nbytes[block_chunk] - block_start)
     leftover = block_size < blocksize[block_chunk]
-    bstarts_at = HEADER + 4 * j
-    bad = np.flatnonzero(bstarts_at + 4 > sizes[block_chunk])
+    bad = np.flatnonzero(~memcpyed & (nblocks > (cbytes - HEADER) // 4))
     if bad.size:
-        raise StageError(int(block_chunk[bad[0]]), "blosc: block table past the chunk's end")
+        raise StageError(int(bad[0]), "blosc: block table past the chunk's end")
+    bstarts_at = HEADER + 4 * j
     bstart = _i32(slab, offsets[block_chunk] + bstarts_at)
     ts = typesize[block_chunk]
     bflags = flags[block_chunk]
@@ -124,7 +136,7 @@ def plan_frames(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> Blo
         live = np.flatnonzero(nsplits > k)
         owner = block_chunk[live]
         at = pos[live]
-        bad = np.flatnonzero((at < HEADER) | (at + 4 > sizes[owner]))
+        bad = np.flatnonzero((at < 0) | (at + 4 > sizes[owner]))
         if bad.size:
             raise StageError(int(owner[bad[0]]), "blosc: a block starts outside the chunk")
         cb = _i32(slab, offsets[owner] + at)
@@ -143,8 +155,26 @@ def plan_frames(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> Blo
 
     split_size = cat(outs)
     split_cbytes = cat(cbs)
+    # sound geometry: each split block covered by its streams, and the blocks' extents
+    # [start, end of last stream) tile the payload [16 + 4 * nblocks, cbytes) exactly
+    uncovered = (nsplits * neblock != block_size) & (nsplits > 1)
+    sound = np.ones(n, dtype=bool)
+    sound[block_chunk[uncovered]] = False
+    if block_chunk.size:
+        order = np.lexsort((bstart, block_chunk))
+        owner, begin, end = block_chunk[order], bstart[order], pos[order]
+        first_of = np.ones(len(order), dtype=bool)
+        first_of[1:] = owner[1:] != owner[:-1]
+        last_of = np.ones(len(order), dtype=bool)
+        last_of[:-1] = owner[1:] != owner[:-1]
+        gap = np.zeros(len(order), dtype=bool)
+        gap[1:] = ~first_of[1:] & (begin[1:] != end[:-1])
+        gap |= first_of & (begin != HEADER + 4 * nblocks[owner])
+        gap |= last_of & (end != cbytes[owner])
+        sound[owner[gap]] = False
     return BloscPlan(
         nbytes=nbytes, codec=codec, version=version, typesize=typesize, memcpyed=memcpyed,
+        sound=sound,
         block_chunk=block_chunk, block_start=block_start, block_size=block_size,
         block_shuffle=shuffle, split_chunk=cat(chunks), split_src=cat(srcs),
         split_cbytes=split_cbytes, split_dst=cat(dsts), split_size=split_size,

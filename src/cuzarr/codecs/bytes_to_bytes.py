@@ -13,7 +13,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import google_crc32c
 import numpy as np
@@ -22,6 +22,16 @@ import zstandard
 from cuzarr.batch import ByteBatch
 from cuzarr.codecs import blosc_native
 from cuzarr.codecs.blosc_frame import blosc_params, plan_frames
+from cuzarr.errors import (
+    BloscDecodeError,
+    ChecksumError,
+    ChunkDecodeError,
+    GzipDecodeError,
+    Lz4DecodeError,
+    ZlibDecodeError,
+    ZstdDecodeError,
+    passes_through,
+)
 from cuzarr.workers import StageError, map_ranges
 
 try:  # Intel ISA-L's inflate: the same streams as zlib, decoded 2-2.5x faster
@@ -64,6 +74,9 @@ class BytesStage(ABC):
     """One bytes->bytes codec, applied to all items of a batch."""
 
     name: str = "bytes-stage"
+    #: what a decode failure raises (what zarr raises for this codec); None: an error that
+    #: is also an instance of the codec's own exception
+    error: ClassVar[type[ChunkDecodeError] | None] = None
 
     @abstractmethod
     def decode(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
@@ -90,7 +103,10 @@ class BytesStage(ABC):
                 except StageError:
                     raise
                 except Exception as e:
-                    raise StageError(i, f"{self.name}: {type(e).__name__}: {e}") from e
+                    if passes_through(e):
+                        raise
+                    raise StageError(i, f"{self.name}: {type(e).__name__}: {e}",
+                                     cause=e) from e
 
         map_ranges(work, len(batch), threads, min_items=_items_per_hop(batch, min_items))
         return _gather(out, len(batch), pack=pack)
@@ -125,6 +141,7 @@ class ZstdStage(BytesStage):
     level: int = 0
     checksum: bool = False
     name: str = field(default="zstd", init=False)
+    error: ClassVar[type[ChunkDecodeError] | None] = ZstdDecodeError
 
     def decode(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
         n = len(batch)
@@ -207,16 +224,19 @@ class ZstdStage(BytesStage):
     def decode_prefixes(self, batch: ByteBatch, expected: int, prefixes: np.ndarray,
                         threads: int) -> ByteBatch:
         """Each frame decoded only as far as its first `prefixes[i]` bytes (a read that
-        needs the leading rows of a chunk), into a slab of `expected`-byte rows; the bytes
-        past a prefix are left undefined. zstd decodes front to back, so a prefix costs
-        its share of the frame. A frame must declare `expected` bytes; frames that carry a
-        content checksum, or declare no size, are decoded whole, so that the checksum is
-        verified and the size checked as on every other read."""
+        needs the leading rows of a chunk, where the `zstd_prefix_reads` setting opts in),
+        into a slab of `expected`-byte rows; the bytes past a prefix are left undefined.
+        zstd decodes front to back, so a prefix costs its share of the frame. Only an item
+        that is one plain frame declaring `expected` bytes, without a content checksum, is
+        decoded part way; any other (a checksum to verify, no declared size, several or
+        skippable frames, bytes after the frame, a walk of its blocks that does not end
+        where the item does) is decoded whole and its size checked, as on a whole read."""
         n = len(batch)
         out = np.empty(n * expected, dtype=np.uint8)
         view = memoryview(out)
         slab, offsets, sizes = batch.slab, batch.offsets, batch.sizes
-        walked = zstd_frame_lengths(slab, offsets, sizes)
+        walked = zstd_frame_lengths(slab, offsets, sizes,
+                                    max_blocks=max(64, 2 * expected // _ZSTD_BLOCK_MAX))
 
         def work(lo: int, hi: int) -> None:
             dctx = _thread_decompressor()
@@ -224,21 +244,19 @@ class ZstdStage(BytesStage):
                 start = int(offsets[i])
                 frame = slab[start : start + int(sizes[i])]
                 row = view[i * expected : (i + 1) * expected]
+                want = int(prefixes[i])
                 try:
-                    params = zstandard.get_frame_parameters(frame)
-                    declared, want = params.content_size, int(prefixes[i])
-                    if declared not in (0, expected):
-                        raise StageError(i, f"zstd: the frame holds {declared} bytes, "
-                                            f"expected {expected}")
-                    if params.has_checksum or declared == 0:
+                    plain = walked[i] == len(frame)
+                    if plain:
+                        params = zstandard.get_frame_parameters(frame)
+                        plain = params.content_size == expected and not params.has_checksum
+                    if not plain:
                         data = _zstd_whole(frame)
                         if len(data) != expected:
                             raise StageError(i, f"zstd: decoded {len(data)} bytes, "
                                                 f"expected {expected}")
                         row[:] = data
                     elif want > 0:
-                        if walked[i] != len(frame):
-                            raise ValueError("the frame's blocks do not end where it does")
                         reader = dctx.stream_reader(frame, read_size=len(frame))
                         if reader.readinto(row[:want]) != want:
                             raise ValueError("truncated frame")
@@ -313,11 +331,19 @@ _ZSTD_MAGIC = 0xFD2FB528
 _DICT_ID_BYTES = np.array([0, 1, 2, 4], dtype=np.int64)
 
 
-def zstd_frame_lengths(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+#: the most a zstd block decodes to (RFC 8878 3.1.1.2.4)
+_ZSTD_BLOCK_MAX = 128 << 10
+
+
+def zstd_frame_lengths(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray,
+                       max_blocks: int = 64) -> np.ndarray:
     """The length each item's first zstd frame spans (header, blocks, checksum; RFC 8878
     3.1.1), for the whole batch at once in numpy: one pass per block, not per item. An
     item that is not a well-formed frame, or whose headers run past its end, gets a length
-    that differs from its size (size + 1)."""
+    that differs from its size (size + 1), and so does one with more than `max_blocks`
+    blocks (the walk is bounded: a frame zero-filled after its header is a run of empty
+    raw blocks; whoever sees a length other than the size decodes the item whole, which
+    zstd itself does at C speed)."""
     n = len(sizes)
     offsets = np.asarray(offsets, dtype=np.int64)
     sizes = np.asarray(sizes, dtype=np.int64)
@@ -342,7 +368,9 @@ def zstd_frame_lengths(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray)
     checksum = (descriptor >> 2) & 1
     ok &= (descriptor & 8) == 0  # reserved bit
     active = ok.copy()
-    while active.any():
+    for _ in range(max_blocks):
+        if not active.any():
+            break
         ok &= ~active | (at + 3 <= sizes)
         active &= ok
         header = byte(at) | byte(at + 1) << 8 | byte(at + 2) << 16
@@ -351,21 +379,27 @@ def zstd_frame_lengths(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray)
         active &= ok
         at = np.where(active, at + 3 + np.where(kind == 1, 1, header >> 3), at)
         active &= (header & 1) == 0
+    ok &= ~active  # still walking after max_blocks blocks
     at += 4 * checksum
     lengths[ok] = at[ok]
     return lengths
 
 
 def _gunzip(view: Any) -> bytes:
-    """Decode gzip data, including concatenated members (as the gzip module does)."""
+    """gzip data read as Python's gzip module (numcodecs' GZip, so zarr) reads it: members
+    one after another, the zero bytes that may pad a member skipped; after a member comes
+    another member or the end."""
     data: Any = view
     parts = []
     while len(data):
         dobj = _inflate.decompressobj(wbits=31)
         parts.append(dobj.decompress(data))
         if not dobj.eof:
-            raise ValueError("truncated gzip stream")
-        data = dobj.unused_data
+            raise ValueError("the stream ends before its end-of-stream marker")
+        data = dobj.unused_data.lstrip(b"\0")
+        if len(data) and data[:2] != b"\x1f\x8b":
+            raise ValueError(f"bytes after a gzip member are not a gzip member "
+                             f"({bytes(data[:2])!r})")
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
@@ -388,6 +422,7 @@ class GzipStage(BytesStage):
 
     level: int = 5
     name: str = field(default="gzip", init=False)
+    error: ClassVar[type[ChunkDecodeError] | None] = GzipDecodeError
 
     def decode(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
         out = self._per_item(batch, threads, _gunzip)
@@ -407,6 +442,7 @@ class ZlibStage(BytesStage):
 
     level: int = 1
     name: str = field(default="zlib", init=False)
+    error: ClassVar[type[ChunkDecodeError] | None] = ZlibDecodeError
 
     def decode(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
         out = self._per_item(batch, threads, _unzlib)
@@ -438,7 +474,7 @@ class Crc32cStage(BytesStage):
                     start, end = int(offsets[i]), int(offsets[i] + sizes[i])
                     stored = int.from_bytes(slab[end - 4 : end].tobytes(), "little")
                     if google_crc32c.value(slab[start : end - 4]) != stored:
-                        raise StageError(i, "crc32c checksum mismatch", checksum=True)
+                        raise StageError(i, "crc32c checksum mismatch", family=ChecksumError)
 
             map_ranges(work, len(batch), threads, min_items=64)
         out = ByteBatch(batch.slab, batch.offsets, batch.sizes - 4)
@@ -462,6 +498,7 @@ class BloscStage(BytesStage):
 
     codec: Any  # numcodecs.Blosc
     name: str = field(default="blosc", init=False)
+    error: ClassVar[type[ChunkDecodeError] | None] = BloscDecodeError
 
     def _headers(self, batch: ByteBatch) -> tuple[np.ndarray, np.ndarray]:
         short = np.flatnonzero(batch.sizes < _BLOSC_HEADER)
@@ -471,7 +508,9 @@ class BloscStage(BytesStage):
         header = np.asarray(batch.slab[idx.ravel()]).reshape(-1, _BLOSC_HEADER)
         words = np.ascontiguousarray(header[:, 4:16]).view("<i4").reshape(-1, 3)
         nbytes, cbytes = words[:, 0].astype(np.int64), words[:, 2].astype(np.int64)
-        bad = np.flatnonzero(cbytes != batch.sizes)
+        # c-blosc reads a chunk for the length its header declares: bytes after that
+        # (padding) are ignored, as zarr's numcodecs call ignores them
+        bad = np.flatnonzero(cbytes > batch.sizes)
         if bad.size:
             i = int(bad[0])
             raise StageError(
@@ -515,7 +554,10 @@ class BloscStage(BytesStage):
         getitem decodes only the blocks the window lies in (a patch of a few rows of a
         4 MiB chunk decodes a quarter of it or less). Every chunk's frame is checked first
         (plan_frames: header, block table, stream sizes), so getitem only reads inside the
-        chunk; a window that is not whole items of the chunk's typesize is decoded whole."""
+        chunk; a chunk whose geometry does not hold together (a split block its streams do
+        not cover, blocks that do not tile the payload: what a lying header looks like),
+        and a window that is not whole items of the chunk's typesize, is decoded whole, so
+        that c-blosc checks every block of it."""
         n = len(batch)
         getitem, decompress = blosc_native.GETITEM, blosc_native.DECOMPRESS
         if n == 0 or getitem is None or decompress is None or not isinstance(batch.slab,
@@ -528,6 +570,7 @@ class BloscStage(BytesStage):
         src_base, dst_base = slab.ctypes.data, out.ctypes.data
         starts, typesizes = batch.offsets.tolist(), plan.typesize.tolist()
         lows, highs = windows[:, 0].tolist(), windows[:, 1].tolist()
+        sound = plan.sound.tolist()
 
         def work(lo: int, hi: int) -> None:
             for i in range(lo, hi):
@@ -535,7 +578,8 @@ class BloscStage(BytesStage):
                 src, dst = src_base + starts[i], dst_base + i * expected
                 if high <= low:
                     continue
-                if (low == 0 and high == expected) or low % ts or high % ts:
+                if (not sound[i] or (low == 0 and high == expected) or low % ts
+                        or high % ts):
                     ret, want = decompress(src, dst, expected, 1), expected
                 else:
                     ret, want = getitem(src, low // ts, (high - low) // ts, dst + low), high - low
@@ -642,6 +686,7 @@ class Lz4Stage(NumcodecsStage):
     on the host it is numcodecs per item, like any numcodecs codec."""
 
     name: str = field(default="lz4", init=False)
+    error: ClassVar[type[ChunkDecodeError] | None] = Lz4DecodeError
 
     @staticmethod
     def declared_sizes(heads: np.ndarray, sizes: np.ndarray, expected: int | None

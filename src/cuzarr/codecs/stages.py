@@ -26,8 +26,15 @@ def numcodec_stage(codec: Any, *, verify_checksums: bool, itemsize: int | None =
     `itemsize`: a v2 compressor's input item size. zarr v2 hands a compressor the chunk as
     an array of its dtype, and Blosc shuffles with that item size; our stages see bytes.
     """
+    import numcodecs
+
     config = codec.get_config()
     codec_id = config.get("id")
+    # only numcodecs' own classes take a batched stage: a subclass decodes its own way
+    known = {"zstd": numcodecs.Zstd, "gzip": numcodecs.GZip, "zlib": numcodecs.Zlib,
+             "blosc": numcodecs.Blosc, "lz4": numcodecs.LZ4}
+    if type(codec) is not known.get(codec_id):
+        return NumcodecsStage(codec)
     if codec_id == "zstd":
         return ZstdStage(level=int(config.get("level", 0)), checksum=bool(config.get("checksum")))
     if codec_id == "gzip":
@@ -54,18 +61,21 @@ def _blosc_with_typesize(codec: Any, itemsize: int | None) -> Any:
 
 
 def zarr_bytes_stage(codec: Any, spec: Any, *, verify_checksums: bool) -> BytesStage:
-    """The batched stage for one of zarr's BytesBytesCodecs."""
+    """The batched stage for one of zarr's BytesBytesCodecs (its exact classes only: a
+    subclass, which may encode its own way, runs through its own methods)."""
     from zarr.codecs import BloscCodec, Crc32cCodec, GzipCodec, ZstdCodec
 
-    if isinstance(codec, ZstdCodec):
+    kind = type(codec)
+    if kind is ZstdCodec:
         return ZstdStage(level=codec.level, checksum=codec.checksum)
-    if isinstance(codec, GzipCodec):
+    if kind is GzipCodec:
         return GzipStage(level=codec.level)
-    if isinstance(codec, BloscCodec):
+    if kind is BloscCodec:
         return BloscStage(codec._blosc_codec)
-    if isinstance(codec, Crc32cCodec):
+    if kind is Crc32cCodec:
         return Crc32cStage(verify=verify_checksums)
     numcodec = getattr(codec, "_codec", None)
-    if numcodec is not None and hasattr(numcodec, "get_config"):
+    if (kind.__module__.startswith("zarr.codecs.numcodecs") and numcodec is not None
+            and hasattr(numcodec, "get_config")):
         return numcodec_stage(numcodec, verify_checksums=verify_checksums)
     return ZarrCodecStage(codec, spec)

@@ -18,6 +18,7 @@ import numpy as np
 from cuzarr.batch import aligned_layout
 from cuzarr.devices.cuda import DeviceBatch
 from cuzarr.errors import ChunkDecodeError
+from cuzarr.io.files import OpenFiles, fd_group
 from cuzarr.plan.coalesce import coalesce
 
 __all__ = ["KvikioReader"]
@@ -40,59 +41,78 @@ class KvikioReader:
         self.xp = xp
         self.root = root
 
-    def _read_all(self, jobs: list[tuple[str, Any, int, int]]) -> None:
-        """(key, device view, size, file offset) reads: all issued, then all awaited."""
-        files: dict[str, Any] = {}
+    def _read_all(self, jobs: list[tuple[str, str, Any, int, int]]) -> None:
+        """(key, path, device view, size, file offset) reads: all issued, then all awaited."""
+        opened: dict[str, Any] = {}
         try:
             futures = []
-            for key, view, size, file_offset in jobs:
-                handle = files.get(key)
+            for key, path, view, size, file_offset in jobs:
+                handle = opened.get(path)
                 if handle is None:
-                    handle = files[key] = self.kvikio.CuFile(os.path.join(self.root, key), "r")
+                    handle = opened[path] = self.kvikio.CuFile(path, "r")
                 futures.append((key, size, handle.pread(view, size, file_offset)))
             for key, size, future in futures:
                 if int(future.get()) != size:
                     raise ChunkDecodeError(key, "a byte range lies past the end of the file")
         finally:
-            for handle in files.values():
+            for handle in opened.values():
                 handle.close()
 
     def whole(self, keys: list[str]) -> tuple[DeviceBatch, np.ndarray]:
-        """Read each key whole into one device slab; missing keys are reported absent."""
-        sizes = np.full(len(keys), -1, dtype=np.int64)
-        for i, key in enumerate(keys):
-            try:
-                sizes[i] = os.stat(os.path.join(self.root, key)).st_size
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-        present = sizes >= 0
-        idx = np.flatnonzero(present)
-        item_sizes = sizes[idx]
-        offsets, total = _layout(item_sizes)
-        slab = self.xp.empty(total, dtype=np.uint8)
-        self._read_all([
-            (keys[i], slab[o : o + s], int(s), 0)
-            for i, o, s in zip(idx.tolist(), offsets.tolist(), item_sizes.tolist(), strict=True)
-            if s > 0
-        ])
-        return DeviceBatch(slab, offsets, item_sizes), present
+        """Read each key whole into one device slab; missing keys are reported absent.
+
+        Files are opened by us first (group by group, within the open-file budget: kvikio
+        holds a second descriptor of each) and kvikio reads the very file we opened, so a
+        chunk rewritten meanwhile is read in one version, at the size we saw."""
+        parts = []
+        group = max(1, fd_group(1) // 2)
+        for lo in range(0, len(keys), group):
+            names = keys[lo : lo + group]
+            with OpenFiles(self.root, names, 1) as files:
+                idx = np.flatnonzero(files.present)
+                item_sizes = files.sizes[idx]
+                offsets, total = _layout(item_sizes)
+                slab = self.xp.empty(total, dtype=np.uint8)
+                self._read_all([
+                    (names[i], files.path(i), slab[o : o + s], int(s), 0)
+                    for i, o, s in zip(idx.tolist(), offsets.tolist(), item_sizes.tolist(),
+                                       strict=True)
+                    if s > 0
+                ])
+                parts.append((slab, offsets, item_sizes, files.present.copy()))
+        if len(parts) == 1:
+            slab, offsets, item_sizes, present = parts[0]
+            return DeviceBatch(slab, offsets, item_sizes), present
+        return self._joined(parts)
+
+    def _joined(self, parts: list[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]
+                ) -> tuple[DeviceBatch, np.ndarray]:
+        """The groups' device slabs as one (one device copy each)."""
+        bases = np.cumsum([0] + [int(p[0].size) for p in parts]).astype(np.int64)
+        slab = self.xp.empty(max(1, int(bases[-1])), dtype=np.uint8)
+        for (part, _, _, _), base in zip(parts, bases[:-1].tolist(), strict=False):
+            slab[base : base + part.size] = part
+        offsets = np.concatenate([p[1] + b for p, b in zip(parts, bases[:-1], strict=False)])
+        sizes = np.concatenate([p[2] for p in parts])
+        present = np.concatenate([p[3] for p in parts])
+        return DeviceBatch(slab, offsets, sizes), present
 
     def ranges(self, keys: list[str], key_index: np.ndarray, starts: np.ndarray,
-               sizes: np.ndarray, *, max_gap_bytes: int, max_bytes: int) -> DeviceBatch:
-        """Range i = keys[key_index[i]][starts[i] : +sizes[i]], coalesced per key."""
+               sizes: np.ndarray, *, max_gap_bytes: int, max_bytes: int,
+               paths: list[str] | None = None) -> DeviceBatch:
+        """Range i = keys[key_index[i]][starts[i] : +sizes[i]], coalesced per key. `paths`:
+        what to open for each key (the open shard files' /proc paths, so the ranges come
+        from the version whose index was read); root/key when None."""
         plan = coalesce(key_index, starts, sizes, max_gap_bytes=max_gap_bytes, max_bytes=max_bytes)
         group_offsets, total = _layout(plan.group_size)
         slab = self.xp.empty(total, dtype=np.uint8)
+        where = paths or [os.path.join(self.root, key) for key in keys]
         self._read_all([
-            (keys[int(k)], slab[o : o + s], int(s), int(f))
+            (keys[int(k)], where[int(k)], slab[o : o + s], int(s), int(f))
             for k, o, s, f in zip(plan.group_key, group_offsets.tolist(),
                                   plan.group_size.tolist(), plan.group_start, strict=True)
+            if s > 0
         ])
-        group = _group_of(plan)
+        group = plan.member_group
         member = group_offsets[group] + (plan.member_slab_offset - plan.group_slab_offset[group])
         return DeviceBatch(slab, member, np.asarray(sizes, dtype=np.int64))
-
-
-def _group_of(plan: Any) -> np.ndarray:
-    """Which coalesced group each requested range belongs to."""
-    return np.searchsorted(plan.group_slab_offset, plan.member_slab_offset, side="right") - 1

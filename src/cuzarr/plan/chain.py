@@ -23,7 +23,8 @@ import numpy as np
 from cuzarr.codecs.bytes_to_bytes import BytesStage
 from cuzarr.codecs.stages import numcodec_stage, zarr_bytes_stage
 
-__all__ = ["ArrayLayout", "Chain", "FixedChain", "GenericChain", "ShardChain", "prepare_chain"]
+__all__ = ["ArrayLayout", "Chain", "FixedChain", "GenericChain", "ShardChain", "integer_view",
+           "prepare_chain"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class FixedChain:
     stages: tuple[BytesStage, ...]  # encode order
     fill_value: Any
     write_empty_chunks: bool
+    #: datetime64/timedelta64 chunks are handled as the integers they are stored as (see
+    #: `integer_view`): the pipeline views `out` and write values the same way
+    as_integers: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,10 @@ class ShardChain:
     @property
     def n_inner(self) -> int:
         return math.prod(self.chunks_per_shard)
+
+    @property
+    def as_integers(self) -> bool:
+        return isinstance(self.inner, FixedChain) and self.inner.as_integers
 
 
 Chain = FixedChain | GenericChain | ShardChain
@@ -142,25 +150,32 @@ def _generic(codecs: tuple[Any, ...], spec: Any, reason: str) -> GenericChain:
 def prepare_chain(codecs: tuple[Any, ...], spec: Any, *, verify_checksums: bool) -> Chain:
     """Prepare `codecs` (already evolved for this array) for chunks described by `spec`.
 
-    Raises TypeError when a codec has no synchronous implementation at all; the
-    pipeline then hands the batch to zarr's own async pipeline.
+    Raises TypeError when a codec has no synchronous implementation at all (zarr's own
+    test, which sees through a sharding codec to its inner and index codecs); the
+    pipeline then hands the batch to zarr's own async pipeline. Only zarr's own codec
+    classes take the batched paths: a subclass (which may encode differently) runs through
+    its own methods.
     """
+    from zarr.abc.codec import _codec_supports_sync
     from zarr.codecs import BytesCodec, ShardingCodec, TransposeCodec
     from zarr.codecs._v2 import V2Codec
     from zarr.core.codec_pipeline import codecs_from_list_unchecked
 
+    no_sync = [c for c in codecs if not _codec_supports_sync(c)]
+    if no_sync:
+        raise TypeError(f"{type(no_sync[0]).__name__} has no synchronous implementation")
     aa, ab, bb = codecs_from_list_unchecked(codecs)
     dtype = _fixed_dtype(spec)
 
-    if isinstance(ab, ShardingCodec) and not aa and not bb:
+    if type(ab) is ShardingCodec and not aa and not bb:
         return _prepare_shard(ab, spec, verify_checksums=verify_checksums)
 
     if dtype is None:
         return _generic(codecs, spec, f"dtype {spec.dtype} has no fixed item size")
-    if not all(isinstance(c, TransposeCodec) for c in aa):
-        return _generic(codecs, spec, "an array->array codec other than transpose")
+    if not all(type(c) is TransposeCodec for c in aa):
+        return _generic(codecs, spec, "an array->array codec other than zarr's transpose")
 
-    if isinstance(ab, BytesCodec):
+    if type(ab) is BytesCodec:
         order = tuple(range(len(spec.shape)))
         for codec in aa:
             order = tuple(order[i] for i in codec.order)
@@ -169,7 +184,7 @@ def prepare_chain(codecs: tuple[Any, ...], spec: Any, *, verify_checksums: bool)
         stored_dtype = _stored_dtype(spec, ab.endian)
         bb_spec = spec
         stages = tuple(zarr_bytes_stage(c, bb_spec, verify_checksums=verify_checksums) for c in bb)
-    elif isinstance(ab, V2Codec) and not aa and not bb and not ab.filters:
+    elif type(ab) is V2Codec and not aa and not bb and not ab.filters:
         ndim = len(spec.shape)
         if spec.order == "F":
             stored_shape, to_logical = tuple(reversed(spec.shape)), tuple(reversed(range(ndim)))
@@ -183,6 +198,11 @@ def prepare_chain(codecs: tuple[Any, ...], spec: Any, *, verify_checksums: bool)
     else:
         return _generic(codecs, spec, f"{type(ab).__name__} has no batched path")
 
+    fill = _fill_value(spec)
+    as_integers = integer_view(dtype) is not None
+    if as_integers:
+        fill = np.asarray(fill, dtype=dtype).view(integer_view(dtype))[()]
+        dtype, stored_dtype = integer_view(dtype), integer_view(stored_dtype)
     layout = ArrayLayout(
         shape=tuple(spec.shape),
         dtype=dtype,
@@ -193,9 +213,21 @@ def prepare_chain(codecs: tuple[Any, ...], spec: Any, *, verify_checksums: bool)
     return FixedChain(
         layout=layout,
         stages=stages,
-        fill_value=_fill_value(spec),
+        fill_value=fill,
         write_empty_chunks=spec.config.write_empty_chunks,
+        as_integers=as_integers,
     )
+
+
+def integer_view(dtype: np.dtype) -> np.dtype | None:
+    """The integer dtype of the same size and byte order as a datetime64/timedelta64 dtype
+    (None for any other). numpy's casts and assignments between datetime arrays of other
+    byte orders do not swap bytes for the generic unit ('>M8' to '<M8' keeps the bytes),
+    so cuzarr copies and byte-swaps these as the integers they are stored as."""
+    if dtype.kind not in "mM":
+        return None
+    order = dtype.byteorder if dtype.byteorder in "<>" else "="
+    return np.dtype(f"{order}i{dtype.itemsize}")
 
 
 def _prepare_shard(codec: Any, spec: Any, *, verify_checksums: bool) -> Chain:
@@ -205,7 +237,7 @@ def _prepare_shard(codec: Any, spec: Any, *, verify_checksums: bool) -> Chain:
     chunks_per_shard = codec._get_chunks_per_shard(spec)
     inner_spec = codec._get_chunk_spec(spec)
     inner_codecs = evolve_codecs(codec.codecs, inner_spec)
-    if any(isinstance(c, ShardingCodec) for c in inner_codecs):
+    if any(isinstance(c, ShardingCodec) for c in inner_codecs):  # nested, or a subclass
         inner: Chain = _generic(inner_codecs, inner_spec, "nested sharding")
     else:
         inner = prepare_chain(inner_codecs, inner_spec, verify_checksums=verify_checksums)
@@ -213,9 +245,9 @@ def _prepare_shard(codec: Any, spec: Any, *, verify_checksums: bool) -> Chain:
     index_stages: tuple[BytesStage, ...] | None = None
     ic = codec.index_codecs
     little = ("little", None)
-    if len(ic) >= 1 and isinstance(ic[0], BytesCodec) and ic[0].endian in little:
+    if len(ic) >= 1 and type(ic[0]) is BytesCodec and ic[0].endian in little:
         rest = ic[1:]
-        if all(isinstance(c, Crc32cCodec) for c in rest):
+        if all(type(c) is Crc32cCodec for c in rest):
             from cuzarr.codecs.bytes_to_bytes import Crc32cStage
 
             index_stages = tuple(Crc32cStage(verify=verify_checksums) for _ in rest)
@@ -230,6 +262,6 @@ def _prepare_shard(codec: Any, spec: Any, *, verify_checksums: bool) -> Chain:
         index_at_start=codec.index_location == "start",
         index_nbytes=int(codec._shard_index_size(chunks_per_shard)),
         index_stages=index_stages,
-        fill_value=_fill_value(spec),
+        fill_value=inner.fill_value if getattr(inner, "as_integers", False) else _fill_value(spec),
         write_empty_chunks=spec.config.write_empty_chunks,
     )

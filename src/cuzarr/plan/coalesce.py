@@ -8,9 +8,6 @@ import numpy as np
 
 __all__ = ["ReadPlan", "coalesce"]
 
-_KEY_STRIDE = np.int64(1) << np.int64(42)  # ranges of one key live in [key * 4 TiB, ...)
-
-
 @dataclass(frozen=True)
 class ReadPlan:
     """Groups to read, and where each requested range lands in the slab."""
@@ -20,6 +17,7 @@ class ReadPlan:
     group_size: np.ndarray
     group_slab_offset: np.ndarray  # where the group lands in the slab
     member_slab_offset: np.ndarray  # per requested range, in request order
+    member_group: np.ndarray  # per requested range: the group it is read in
     slab_nbytes: int
 
 
@@ -44,14 +42,18 @@ def coalesce(
     sizes = np.asarray(sizes, dtype=np.int64)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return ReadPlan(empty, empty, empty, empty, empty, 0)
+        return ReadPlan(empty, empty, empty, empty, empty, empty, 0)
     order = np.lexsort((starts, key_index))
     k, s = key_index[order], starts[order]
     e = s + sizes[order]
-    cs, ce = k * _KEY_STRIDE + s, k * _KEY_STRIDE + e
-    reach = np.maximum.accumulate(ce)
+    # reach[i]: the furthest end of ranges 0..i of i's key. Ends are ranked key by key, so
+    # a running maximum of ranks never carries one key's ends into the next key's ranges
+    by_end = np.lexsort((e, k))
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_end] = np.arange(n)
+    reach = e[by_end][np.maximum.accumulate(rank)]
     new = np.ones(n, dtype=bool)
-    new[1:] = (cs[1:] - reach[:-1]) > max_gap_bytes
+    new[1:] = (k[1:] != k[:-1]) | ((s[1:] - reach[:-1]) > max_gap_bytes)
     gap_group = np.cumsum(new) - 1
     group_first = np.flatnonzero(new)
     within = (s - s[group_first][gap_group]) // max(1, max_bytes)
@@ -69,11 +71,14 @@ def coalesce(
         np.cumsum(g_size[:-1], out=g_slab[1:])
     member = np.empty(n, dtype=np.int64)
     member[order] = g_slab[group] + (s - g_start[group])
+    member_group = np.empty(n, dtype=np.int64)
+    member_group[order] = group
     return ReadPlan(
         group_key=k[firsts],
         group_start=g_start,
         group_size=g_size,
         group_slab_offset=g_slab,
         member_slab_offset=member,
+        member_group=member_group,
         slab_nbytes=int(g_size.sum()),
     )

@@ -14,7 +14,8 @@ from cuzarr.batch import ByteBatch
 from cuzarr.plan.chain import ShardChain
 from cuzarr.workers import StageError
 
-__all__ = ["EMPTY", "decode_indexes", "encode_index", "inner_ids", "write_order"]
+__all__ = ["EMPTY", "SIZE_BOUND", "decode_indexes", "encode_index", "index_ranges", "inner_ids",
+           "write_order"]
 
 EMPTY = np.uint64(2**64 - 1)
 
@@ -22,8 +23,7 @@ EMPTY = np.uint64(2**64 - 1)
 def decode_indexes(chain: ShardChain, batch: ByteBatch, threads: int) -> np.ndarray:
     """The (offset, nbytes) table of every shard in `batch`: shape (S, n_inner, 2), uint64.
 
-    Raises StageError(i) for shard i when its index is truncated, fails its
-    checksum, or points outside the shard.
+    Raises StageError(i) for shard i when its index is truncated or fails its checksum.
     """
     n = len(batch)
     raw_nbytes = chain.n_inner * 16
@@ -31,7 +31,7 @@ def decode_indexes(chain: ShardChain, batch: ByteBatch, threads: int) -> np.ndar
     if short.size:
         i = int(short[0])
         raise StageError(
-            i, f"shard index truncated: {int(batch.sizes[i])} bytes, expected {chain.index_nbytes}"
+            i, f"truncated: {int(batch.sizes[i])} bytes, expected {chain.index_nbytes}"
         )
     if chain.index_stages is None:
         tables = np.empty((n, chain.n_inner, 2), dtype=np.uint64)
@@ -41,7 +41,7 @@ def decode_indexes(chain: ShardChain, batch: ByteBatch, threads: int) -> np.ndar
                     _host_buffer(batch.item(i)), chain.chunks_per_shard
                 )
             except Exception as e:
-                raise StageError(i, f"shard index: {e}") from e
+                raise StageError(i, f"{type(e).__name__}: {e}", cause=e) from e
             tables[i] = index.offsets_and_lengths.reshape(-1, 2)
         return tables
     current = batch
@@ -49,28 +49,41 @@ def decode_indexes(chain: ShardChain, batch: ByteBatch, threads: int) -> np.ndar
         current = stage.decode(current, None, threads)
     bad = np.flatnonzero(current.sizes != raw_nbytes)
     if bad.size:
-        raise StageError(int(bad[0]), "shard index has the wrong size")
+        raise StageError(int(bad[0]), "it has the wrong size")
     rows = current.offsets[:, None] + np.arange(raw_nbytes)[None, :]
     raw = np.ascontiguousarray(np.asarray(current.slab)[rows.ravel()])
     return raw.view("<u8").reshape(n, chain.n_inner, 2).astype(np.uint64, copy=False)
 
 
-def validate_tables(tables: np.ndarray, shard_sizes: np.ndarray | None) -> None:
-    """Reject index entries that overflow or point past the shard (when its size is known)."""
+#: no shard is this large: where a shard's size is unknown (a store read through its own
+#: methods) its ranges are clipped here, so offset arithmetic cannot overflow; the store
+#: then returns only what the shard holds
+SIZE_BOUND = 1 << 62
+
+
+def index_ranges(tables: np.ndarray, shard_sizes: np.ndarray | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(present, starts, sizes), each (S, n_inner), of the inner chunks the index tables
+    point at, clipped to each shard as zarr's slicing clips them: an entry that reaches
+    past the end of its shard gets the bytes up to the end, one that starts past it none,
+    and so does one whose end wraps past 2**64 (zarr's uint64 sum wraps too, and its slice
+    is then empty); the codec then says what is wrong. Only (2**64-1, 2**64-1) is an empty
+    entry.
+    """
     offsets, lengths = tables[..., 0], tables[..., 1]
-    present = offsets != EMPTY
-    half_empty = (offsets == EMPTY) != (lengths == EMPTY)
-    bad = half_empty.any(axis=1)
+    present = ~((offsets == EMPTY) & (lengths == EMPTY))
+    if shard_sizes is None:
+        limit = np.full((len(tables), 1), SIZE_BOUND, dtype=np.uint64)
+    else:
+        limit = np.minimum(shard_sizes, SIZE_BOUND).astype(np.uint64)[:, None]
     with np.errstate(over="ignore"):
         ends = offsets + lengths
-    overflow = present & (ends < offsets)
-    bad |= overflow.any(axis=1)
-    if shard_sizes is not None:
-        past = present & (ends > shard_sizes[:, None].astype(np.uint64))
-        bad |= past.any(axis=1)
-    hit = np.flatnonzero(bad)
-    if hit.size:
-        raise StageError(int(hit[0]), "shard index points outside the shard")
+    # an end that wraps past 2**64 comes before its start, in zarr's uint64 arithmetic too:
+    # the slice is empty
+    ends = np.where(ends < offsets, offsets, ends)
+    starts = np.minimum(offsets, limit)
+    ends = np.minimum(ends, limit)
+    return present, starts.astype(np.int64), (ends - starts).astype(np.int64)
 
 
 def encode_index(chain: ShardChain, table: np.ndarray) -> bytes:

@@ -1,0 +1,252 @@
+"""LocalStore values read straight from their files: `os.preadv` into one slab, from the
+thread pool, with no bytes object per chunk.
+
+Two rules keep this safe. A batch never holds more files open than a share of the
+process's open-file limit (`fd_group`): a read of thousands of small chunks opens them
+group by group. And a shard's index and its inner chunks are read through one open file,
+so a read that races an atomic rewrite (temp file, then rename) sees one version of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+
+from cuzarr.batch import ByteBatch
+from cuzarr.errors import ChunkDecodeError
+from cuzarr.plan.coalesce import coalesce
+from cuzarr.workers import map_ranges
+
+__all__ = ["IndexRead", "ShardFiles", "fd_group", "read_whole", "read_windows"]
+
+_MISSING = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+
+
+@dataclass(frozen=True)
+class IndexRead:
+    """The index bytes of every present shard, and each shard's total size when known."""
+
+    batch: ByteBatch  # one item per present shard
+    present: np.ndarray  # bool per requested key
+    shard_sizes: np.ndarray | None  # int64 per present shard, or None (size unknown)
+
+
+@functools.cache
+def _open_file_budget() -> int:
+    """Files cuzarr may hold open at once: a quarter of the soft RLIMIT_NOFILE (the rest
+    is the application's), at least 64."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        soft = 1 << 16
+    return max(64, soft // 4)
+
+
+def fd_group(threads: int) -> int:
+    """Keys one tile opens at once; tiles on `threads` threads together stay within the
+    open-file budget."""
+    return max(4, _open_file_budget() // max(1, threads))
+
+
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    """Fill `view` from `fd` at `offset`; returns bytes read (short only at end of file)."""
+    done = 0
+    total = len(view)
+    while done < total:
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got == 0:
+            break
+        done += got
+    return done
+
+
+class OpenFiles:
+    """The files of some keys under `root`, open at once (opened from the pool): `fds`
+    (-1 for a missing key) and `sizes`. Close with `close()` or use as a context."""
+
+    def __init__(self, root: str, keys: list[str], threads: int) -> None:
+        n = len(keys)
+        self.keys = keys
+        self.fds = np.full(n, -1, dtype=np.int64)
+        self.sizes = np.zeros(n, dtype=np.int64)
+        fds, sizes = self.fds, self.sizes
+
+        def open_all(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                try:
+                    fd = os.open(os.path.join(root, keys[i]), os.O_RDONLY)
+                except _MISSING:
+                    continue
+                fds[i] = fd
+                sizes[i] = os.fstat(fd).st_size
+
+        try:
+            map_ranges(open_all, n, threads, min_items=16)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def present(self) -> np.ndarray:
+        return self.fds >= 0
+
+    def path(self, i: int) -> str:
+        """A path that opens the very file `fds[i]` holds (for readers that open paths
+        themselves, such as kvikio): it stays that version after a rename over it."""
+        return f"/proc/self/fd/{int(self.fds[i])}"
+
+    def close(self) -> None:
+        for fd in self.fds[self.fds >= 0].tolist():
+            os.close(int(fd))
+        self.fds[:] = -1
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _groups(n: int, threads: int) -> list[tuple[int, int]]:
+    size = fd_group(threads)
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+
+
+def _host_bytes(nbytes: int) -> np.ndarray:
+    return np.empty(nbytes, dtype=np.uint8)
+
+
+def read_whole(root: str, keys: list[str], threads: int,
+               alloc: Callable[[int], np.ndarray]) -> tuple[ByteBatch, np.ndarray]:
+    """Each key's whole file. Returns the present keys' bytes in one slab, and presence.
+    More keys than `fd_group` are read group by group (and the groups' slabs joined)."""
+    groups = _groups(len(keys), threads)
+    if len(groups) <= 1:
+        return _read_whole_group(root, keys, threads, alloc)
+    parts = [_read_whole_group(root, keys[lo:hi], threads, _host_bytes) for lo, hi in groups]
+    present = np.concatenate([p for _, p in parts])
+    sizes = np.concatenate([b.sizes for b, _ in parts])
+    offsets = np.zeros(len(sizes), dtype=np.int64)
+    if len(sizes) > 1:
+        np.cumsum(sizes[:-1], out=offsets[1:])
+    slab = alloc(int(sizes.sum()))
+    at = 0
+    for batch, _ in parts:
+        slab[at : at + batch.slab.size] = batch.slab
+        at += batch.slab.size
+    return ByteBatch(slab, offsets, sizes), present
+
+
+def _read_whole_group(root: str, keys: list[str], threads: int,
+                      alloc: Callable[[int], np.ndarray]) -> tuple[ByteBatch, np.ndarray]:
+    with OpenFiles(root, keys, threads) as files:
+        present = files.present
+        idx = np.flatnonzero(present)
+        item_sizes = files.sizes[idx]
+        offsets = np.zeros(len(idx), dtype=np.int64)
+        if len(idx) > 1:
+            np.cumsum(item_sizes[:-1], out=offsets[1:])
+        slab = alloc(int(item_sizes.sum()))
+        view = memoryview(slab)
+        fds = files.fds
+
+        def read_all(lo: int, hi: int) -> None:
+            for j in range(lo, hi):
+                start, size = int(offsets[j]), int(item_sizes[j])
+                got = _pread_into(int(fds[idx[j]]), view[start : start + size], 0)
+                if got != size:
+                    raise ChunkDecodeError(keys[idx[j]], "the file shrank while it was read")
+
+        map_ranges(read_all, len(idx), threads, min_items=8)
+    return ByteBatch(slab, offsets, item_sizes), present
+
+
+def read_windows(root: str, keys: list[str], starts: np.ndarray, length: int, whole: int,
+                 threads: int) -> tuple[ByteBatch, np.ndarray]:
+    """Bytes [starts[i], starts[i] + length) of each key, whose file must hold `whole`
+    bytes (an uncompressed chunk): the present keys' windows, one fixed-size slab, and
+    presence."""
+    groups = _groups(len(keys), threads)
+    present = np.zeros(len(keys), dtype=bool)
+    slabs = []
+    for lo, hi in groups:
+        with OpenFiles(root, keys[lo:hi], threads) as files:
+            here = files.present
+            idx = np.flatnonzero(here)
+            bad = idx[files.sizes[idx] != whole]
+            if bad.size:
+                i = int(bad[0])
+                raise ChunkDecodeError(keys[lo + i], f"stored {int(files.sizes[i])} bytes, "
+                                                     f"expected {whole}")
+            slab = np.empty(len(idx) * length, dtype=np.uint8)
+            view, fds = memoryview(slab), files.fds
+
+            def read_all(a: int, b: int, idx: np.ndarray = idx, view: memoryview = view,
+                         fds: np.ndarray = fds, lo: int = lo) -> None:
+                for j in range(a, b):
+                    i = int(idx[j])
+                    got = _pread_into(int(fds[i]), view[j * length : (j + 1) * length],
+                                      int(starts[lo + i]))
+                    if got != length:
+                        raise ChunkDecodeError(keys[lo + i], "the file shrank while it was read")
+
+            map_ranges(read_all, len(idx), threads, min_items=8)
+        present[lo:hi] = here
+        slabs.append(slab)
+    slab = slabs[0] if len(slabs) == 1 else np.concatenate(slabs)
+    return ByteBatch.fixed(slab, int(present.sum()), length), present
+
+
+class ShardFiles(OpenFiles):
+    """The shard files of one tile, open once: their indexes and inner chunks are read
+    through the same descriptors."""
+
+    def index(self, nbytes: int, at_start: bool, threads: int) -> IndexRead:
+        """The `nbytes`-long index at the start or end of each present shard."""
+        present = self.present
+        idx = np.flatnonzero(present)
+        slab = np.empty(len(idx) * nbytes, dtype=np.uint8)
+        view = memoryview(slab)
+        got = np.zeros(len(idx), dtype=np.int64)
+        fds, sizes = self.fds, self.sizes
+
+        def work(lo: int, hi: int) -> None:
+            for j in range(lo, hi):
+                size = int(sizes[idx[j]])
+                start = 0 if at_start else max(0, size - nbytes)
+                want = min(nbytes, size)
+                got[j] = _pread_into(int(fds[idx[j]]), view[j * nbytes : j * nbytes + want],
+                                     start)
+
+        map_ranges(work, len(idx), threads, min_items=16)
+        return IndexRead(ByteBatch(slab, np.arange(len(idx), dtype=np.int64) * nbytes, got),
+                         present, sizes[idx].copy())
+
+    def ranges(self, shard_of: np.ndarray, starts: np.ndarray, sizes: np.ndarray, *,
+               max_gap_bytes: int, max_bytes: int, threads: int,
+               alloc: Callable[[int], np.ndarray]) -> ByteBatch:
+        """Range i = bytes [starts[i], +sizes[i]) of present shard shard_of[i], coalesced per
+        shard; ranges lie inside their shard (the index was clipped to its size)."""
+        plan = coalesce(shard_of, starts, sizes, max_gap_bytes=max_gap_bytes,
+                        max_bytes=max_bytes)
+        slab = alloc(plan.slab_nbytes)
+        view = memoryview(slab)
+        owners = np.flatnonzero(self.present)
+        fds, keys = self.fds, self.keys
+
+        def work(lo: int, hi: int) -> None:
+            for g in range(lo, hi):
+                i = int(owners[int(plan.group_key[g])])
+                off, size = int(plan.group_slab_offset[g]), int(plan.group_size[g])
+                if _pread_into(int(fds[i]), view[off : off + size],
+                               int(plan.group_start[g])) != size:
+                    raise ChunkDecodeError(keys[i], "the shard shrank while it was read")
+
+        map_ranges(work, len(plan.group_key), threads, min_items=4)
+        return ByteBatch(slab, plan.member_slab_offset, np.asarray(sizes, dtype=np.int64))
