@@ -1,4 +1,6 @@
-"""Reads of a chunk's leading rows decode only the prefix of its zstd frame that holds them.
+"""With `zstd_prefix_reads` opted in, reads of a chunk's leading rows decode only the prefix
+of its zstd frame that holds them (by default frames are decoded whole: a prefix cannot be
+checked against the frame's declared size).
 
 Selections drawn by hypothesis are checked against numpy, on zstd arrays with and without
 a content checksum and with a missing chunk; a spy proves the prefix path ran and decoded
@@ -18,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zarr.codecs import BytesCodec, ZstdCodec
 
+import cuzarr
 from cuzarr.codecs.bytes_to_bytes import ZstdStage
 from cuzarr.errors import ChunkDecodeError
 from selections import expected, read, selections
@@ -40,6 +43,16 @@ def _data(dtype: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def arrays_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("prefix-reads")
+
+
+@pytest.fixture(autouse=True)
+def _opt_in(request: pytest.FixtureRequest) -> Any:
+    """Every test here runs with the opt-in, but the one that checks the default."""
+    if request.node.name.startswith("test_default_"):
+        yield
+        return
+    with cuzarr.config.set(zstd_prefix_reads=True):
+        yield
 
 
 @pytest.fixture
@@ -200,3 +213,13 @@ def test_frame_lengths_walk_headers_for_a_whole_batch(payloads: list[bytes], che
     batch = ByteBatch.from_buffers(items)
     lengths = zstd_frame_lengths(batch.slab, batch.offsets, batch.sizes)
     assert list(lengths == batch.sizes) == whole
+
+
+def test_default_reads_decode_whole_frames(tmp_path: Path,
+                                           prefix_spy: list[tuple[int, int]]) -> None:
+    """Without the opt-in, a leading-rows read decodes whole frames (item 2 of issue 12)."""
+    assert cuzarr.config.get("zstd_prefix_reads") is False
+    arr = _array(tmp_path / "a.zarr", "float64", checksum=False)
+    with zarr.config.set(PIPE):
+        np.testing.assert_array_equal(arr[:3], _data("float64")[:3])
+    assert prefix_spy == []

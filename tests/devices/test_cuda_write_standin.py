@@ -175,7 +175,9 @@ def test_device_writes_match_zarr(case: str, wec: bool, tmp_path: Path, standin:
         assert "d2h-output" not in moved, (name, moved)
         # stored bytes go to the device at most once (only what a partial write merges)
         assert moved.get("h2d", 0) <= stored, (name, moved)
-        if name in ("full", "overwrite"):
+        # a whole write reads nothing stored, but for the boundary shards: a shard that
+        # reaches past the array's edge is merged, keeping what lies beyond (as zarr does)
+        if name in ("full", "overwrite") and "sharded" not in case:
             assert moved.get("h2d", 0) == 0, (name, moved)
         # the empty-chunk rule returns one bool per chunk, nothing when it is off
         assert ("d2h-mask" in moved) == (not wec), (name, moved)
