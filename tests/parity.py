@@ -621,6 +621,10 @@ V3_CODECS: tuple[CodecCase, ...] = (
     ),
     CodecCase("v3-zstd-crc32c", 3, "int32", compressors=(ZstdCodec(level=1), Crc32cCodec())),
     CodecCase("v3-crc32c", 3, "uint8", compressors=(Crc32cCodec(),)),
+    # zstd not the last stage to decode: its frames' decoded size is not the chunk's
+    CodecCase("v3-crc32c-zstd", 3, "int32", compressors=(Crc32cCodec(), ZstdCodec(level=1))),
+    CodecCase("v3-gzip-zstd", 3, "uint16", compressors=(GzipCodec(level=1), ZstdCodec()),
+              exact_bytes=False),
     CodecCase(
         "v3-transpose-gzip-crc32c",
         3,

@@ -445,3 +445,76 @@ def test_pickle_refusals_pass_through(tmp_path: Path, zarr_opt_in: bool) -> None
         with zarr.config.set({**pipeline, **config}), pytest.raises(expected) as info:
             zarr.open_array(str(tmp_path), mode="r")[:]
         assert type(info.value) is expected
+
+
+def test_async_only_shard_index_codec(tmp_path: Path) -> None:
+    """zarr's sharding encodes its index through the configured pipeline's encode: with an
+    async-only index codec, cuzarr hands that to zarr's pipeline too."""
+    from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
+
+    data = np.arange(32 * 32, dtype="i4").reshape(32, 32)
+    serializer = ShardingCodec(chunk_shape=(8, 8), codecs=[BytesCodec(), ZstdCodec()],
+                               index_codecs=[BytesCodec(), AsyncOnlyXor(), Crc32cCodec()])
+    for config in (PIPE, ORACLE):
+        path = tmp_path / config["codec_pipeline.path"]
+        with zarr.config.set(config):
+            arr = zarr.create_array(str(path), shape=data.shape, chunks=(16, 32), dtype="i4",
+                                    serializer=serializer, compressors=None)
+            arr[:] = data
+            arr[1:3, 5] = -7
+        expected = data.copy()
+        expected[1:3, 5] = -7
+        for reader in (PIPE, ORACLE):
+            np.testing.assert_array_equal(_read(path, np.s_[:], reader), expected)
+
+
+@dataclass(frozen=True)
+class ElidingCodec(BytesBytesCodec):  # type: ignore[misc]
+    """A third-party codec that stores nothing for a chunk of all-zero bytes (its encode
+    returns None, which zarr's codec API allows) and passes other bytes through."""
+
+    is_fixed_size = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ElidingCodec:
+        return cls()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": "cuzarr_test_eliding"}
+
+    def _encode_sync(self, chunk_bytes: Buffer, chunk_spec: Any) -> Buffer | None:
+        return None if not chunk_bytes.as_numpy_array().any() else chunk_bytes
+
+    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: Any) -> Buffer:
+        return chunk_bytes
+
+    async def _encode_single(self, chunk_bytes: Buffer, chunk_spec: Any) -> Buffer | None:
+        return self._encode_sync(chunk_bytes, chunk_spec)
+
+    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: Any) -> Buffer:
+        return chunk_bytes
+
+    def compute_encoded_size(self, input_byte_length: int, chunk_spec: Any) -> int:
+        raise NotImplementedError
+
+
+register_codec("cuzarr_test_eliding", ElidingCodec)
+
+
+def test_a_codec_that_elides_chunks(tmp_path: Path) -> None:
+    data = np.zeros((16, 16), dtype="i4")
+    data[:4] = 3
+    stored = {}
+    for config in (PIPE, ORACLE):
+        path = tmp_path / config["codec_pipeline.path"]
+        with zarr.config.set(config):
+            arr = zarr.create_array(str(path), shape=data.shape, chunks=(4, 16), dtype="i4",
+                                    fill_value=7, compressors=[ElidingCodec()])
+            arr[:] = data
+            np.testing.assert_array_equal(arr[:4], data[:4])
+        stored[config["codec_pipeline.path"]] = sorted(
+            p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+    assert stored[PIPE["codec_pipeline.path"]] == stored[ORACLE["codec_pipeline.path"]]
+    np.testing.assert_array_equal(_read(tmp_path / PIPE["codec_pipeline.path"], np.s_[:], PIPE),
+                                  _read(tmp_path / ORACLE["codec_pipeline.path"], np.s_[:],
+                                        ORACLE))

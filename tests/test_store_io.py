@@ -398,3 +398,42 @@ def test_per_array_coalesce_config_is_used(gap: int) -> None:
             counts.append(len(_CountingStore.ranges))
     assert counts[0] == counts[1]
     assert counts[1] == 2 if gap else counts[1] > 2
+
+
+class _DeletedAfterIndex(MemoryStore):
+    """Deletes a shard right after its index is read (another process deleting it while
+    a read runs): the read of its inner chunks then finds it gone."""
+
+    def _gone_after(self, key: str, byte_range: Any) -> None:
+        from zarr.abc.store import SuffixByteRequest
+
+        if isinstance(byte_range, SuffixByteRequest):
+            self._store_dict.pop(key, None)
+
+    def get_sync(self, key: str, *, prototype: Any = None, byte_range: Any = None) -> Any:
+        got = super().get_sync(key, prototype=prototype, byte_range=byte_range)
+        self._gone_after(key, byte_range)
+        return got
+
+    async def get(self, key: str, prototype: Any = None, byte_range: Any = None) -> Any:
+        got = await super().get(key, prototype, byte_range)
+        self._gone_after(key, byte_range)
+        return got
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_shard_deleted_during_a_read_reads_as_missing(kind: str) -> None:
+    """zarr's sharding returns the fill value where a shard is gone by the time its inner
+    chunks are read; so does cuzarr (it raised)."""
+    results = []
+    for config in (ORACLE, PIPE):
+        memory = _DeletedAfterIndex()
+        store = memory if kind == "sync" else _NoSyncStore(memory, get_latency=0,
+                                                           set_latency=0)
+        with zarr.config.set(config):
+            arr = zarr.create_array(store, shape=(64,), chunks=(8,), shards=(32,), dtype="i4",
+                                    fill_value=-9, compressors=ZstdCodec())
+            arr[:] = np.arange(64)
+            results.append(zarr.open_array(store, mode="r")[4:20])
+    np.testing.assert_array_equal(results[1], results[0])
+    np.testing.assert_array_equal(results[1], np.full(16, -9))

@@ -142,3 +142,21 @@ def test_datetimes_of_any_byte_order_round_trip(tmp_path: Path, dtype: str, comp
 def _as_int(dtype: np.dtype) -> np.dtype:
     """The integer dtype with `dtype`'s size and byte order."""
     return np.dtype("i8").newbyteorder(dtype.byteorder if dtype.byteorder in "<>" else "=")
+
+
+@pytest.mark.parametrize("dtype", [">M8", ">m8", ">M8[2s]", "<m8", ">M8[us]"])
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_datetime_fill_of_unwritten_chunks(dtype: str, fmt: int) -> None:
+    """Chunks never written read as NaT, whatever the byte order (the fill value was made
+    in the stored order by numpy's cast, which does not swap the generic unit's bytes)."""
+    counts = np.array([0, 1, -2, 100], dtype="i8")
+    results = []
+    for config in (ORACLE, PIPE):
+        with zarr.config.set(config):
+            data = counts.astype(_as_int(np.dtype(dtype))).view(dtype)
+            arr = zarr.create_array(MemoryStore(), data=data, chunks=(2,), zarr_format=fmt,
+                                    compressors=None)
+            arr.resize((6,))
+            got = zarr.open_array(arr.store, mode="r")[:]
+            results.append(got.view(_as_int(got.dtype)).tolist())
+    assert results[1] == results[0] == [0, 1, -2, 100, -(2**63), -(2**63)]

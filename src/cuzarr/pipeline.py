@@ -174,6 +174,8 @@ class PhasedCodecPipeline(CodecPipeline):
 
         items = list(chunk_bytes_and_specs)
         opts = options()
+        if self._needs_zarr(items, opts):
+            return await self._zarr_pipeline().decode(items)
         return await asyncio.to_thread(decode_buffers, self, items, opts)
 
     async def encode(
@@ -183,7 +185,16 @@ class PhasedCodecPipeline(CodecPipeline):
 
         items = list(chunk_arrays_and_specs)
         opts = options()
+        if self._needs_zarr(items, opts):
+            return await self._zarr_pipeline().encode(items)
         return await asyncio.to_thread(encode_arrays, self, items, opts)
+
+    def _needs_zarr(self, items: list[tuple[Any, Any]], opts: Options) -> bool:
+        """True when a codec of these items has no synchronous implementation (a
+        third-party async-only codec, say, as a shard index codec): zarr's pipeline runs
+        them."""
+        specs = {spec for data, spec in items if data is not None}
+        return any(self._chain(spec, opts) is None for spec in specs)
 
     # -- read / write ------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from cuzarr.devices import select_device
 from cuzarr.devices.base import run_in_tile
 from cuzarr.errors import DeviceMemoryError
 from cuzarr.io.files import fd_group
-from cuzarr.io.host import HostReader
+from cuzarr.io.host import HostReader, ShardsVanished
 from cuzarr.plan.chain import Chain, FixedChain, ShardChain
 from cuzarr.plan.selection import aligned_region, selection_bounds, shift_selection
 from cuzarr.plan.shard import decode_indexes, index_ranges, inner_ids
@@ -384,18 +384,43 @@ class _ShardRead:
                 batch = self._read_open(reader, shards, plan, present_keys, threads)
         else:
             index = reader.index_sync(keys, chain.index_nbytes, chain.index_at_start)
-            plan, present_keys = self._plan(index, lo, hi, threads)
-            batch = ByteBatch.empty()
-            if plan.starts.size:
-                batch = reader.ranges_sync(present_keys, plan.shard_of, plan.starts,
-                                           plan.sizes, **self._limits)
-                extra = _blosc_reach(chain.inner, batch, plan)
-                if extra is not None:
-                    batch = _extended(batch, extra, reader.ranges_sync(
-                        present_keys, plan.shard_of[extra[0]], plan.starts[extra[0]],
-                        extra[1], **self._limits))
+            while True:
+                plan, present_keys = self._plan(index, lo, hi, threads)
+                try:
+                    batch = self._fetch_sync(reader, plan, present_keys)
+                    break
+                except ShardsVanished as gone:
+                    index = gone.without(index)
         self._decode_and_place(batch, plan, present_keys, index.present, lo, threads)
         return index.present
+
+    def _fetch_sync(self, reader: HostReader, plan: _ShardPlan,
+                    present_keys: list[str]) -> ByteBatch:
+        """The planned ranges through a store's own sync methods."""
+        if not plan.starts.size:
+            return ByteBatch.empty()
+        batch = reader.ranges_sync(present_keys, plan.shard_of, plan.starts, plan.sizes,
+                                   **self._limits)
+        extra = _blosc_reach(self.chain.inner, batch, plan)
+        if extra is None:
+            return batch
+        return _extended(batch, extra, reader.ranges_sync(
+            present_keys, plan.shard_of[extra[0]], plan.starts[extra[0]], extra[1],
+            **self._limits))
+
+    async def _fetch_async(self, reader: HostReader, plan: _ShardPlan,
+                           present_keys: list[str]) -> ByteBatch:
+        """The planned ranges through a store's own async methods."""
+        if not plan.starts.size:
+            return ByteBatch.empty()
+        batch = await reader.ranges(present_keys, plan.shard_of, plan.starts, plan.sizes,
+                                    **self._limits)
+        extra = _blosc_reach(self.chain.inner, batch, plan)
+        if extra is None:
+            return batch
+        return _extended(batch, extra, await reader.ranges(
+            present_keys, plan.shard_of[extra[0]], plan.starts[extra[0]], extra[1],
+            **self._limits))
 
     def _read_open(self, reader: HostReader, shards: Any, plan: _ShardPlan,
                    present_keys: list[str], threads: int) -> ByteBatch:
@@ -426,16 +451,13 @@ class _ShardRead:
         threads = self.opts.threads
         keys = self.keys[lo:hi]
         index = await reader.index(keys, self.chain.index_nbytes, self.chain.index_at_start)
-        plan, present_keys = self._plan(index, lo, hi, threads)
-        batch = ByteBatch.empty()
-        if plan.starts.size:
-            batch = await reader.ranges(present_keys, plan.shard_of, plan.starts, plan.sizes,
-                                        **self._limits)
-            extra = _blosc_reach(self.chain.inner, batch, plan)
-            if extra is not None:
-                batch = _extended(batch, extra, await reader.ranges(
-                    present_keys, plan.shard_of[extra[0]], plan.starts[extra[0]], extra[1],
-                    **self._limits))
+        while True:
+            plan, present_keys = self._plan(index, lo, hi, threads)
+            try:
+                batch = await self._fetch_async(reader, plan, present_keys)
+                break
+            except ShardsVanished as gone:  # read as missing, as zarr does
+                index = gone.without(index)
         await asyncio.to_thread(
             run_in_tile, self.device, self._decode_and_place, batch, plan, present_keys,
             index.present, lo, threads,

@@ -51,7 +51,6 @@ __all__ = [
     "GzipStage",
     "Lz4Stage",
     "NumcodecsStage",
-    "ZarrCodecStage",
     "ZlibStage",
     "ZstdStage",
 ]
@@ -158,12 +157,13 @@ class ZstdStage(BytesStage):
             """One multi-frame C call per range: zstandard's own `threads` would start new
             threads on every call (~150 us), ours are a standing pool."""
             frames = zstandard.BufferWithSegments(slab, segments[lo:hi].tobytes())
-            sizes = None
+            # zstandard refuses decompressed_sizes=None: the argument is left out instead
+            sizes: dict[str, Any] = {}
             if expected is not None:
-                sizes = np.full(hi - lo, expected, dtype="<u8").tobytes()
+                sizes["decompressed_sizes"] = np.full(hi - lo, expected, dtype="<u8").tobytes()
             try:
                 result = zstandard.ZstdDecompressor().multi_decompress_to_buffer(
-                    frames, decompressed_sizes=sizes, threads=0
+                    frames, threads=0, **sizes
                 )
             except (zstandard.ZstdError, ValueError):  # ValueError: zstandard's argument checks
                 failed.append(lo)
@@ -705,33 +705,3 @@ class Lz4Stage(NumcodecsStage):
                 raise StageError(i, f"lz4: prefix declares {int(declared[i])} bytes, "
                                     f"expected {expected}")
         return declared
-
-
-@dataclass(frozen=True)
-class ZarrCodecStage(BytesStage):
-    """A zarr BytesBytesCodec without a batched path: its own sync methods, per item."""
-
-    codec: Any
-    spec: Any  # the ArraySpec this codec sees
-    name: str = field(default="zarr-codec", init=False)
-
-    def decode(self, batch: ByteBatch, expected: int | None, threads: int) -> ByteBatch:
-        from zarr.core.buffer.cpu import Buffer
-
-        def one(view: Any) -> Any:
-            return self.codec._decode_sync(Buffer.from_array_like(view), self.spec).as_numpy_array()
-
-        out = self._per_item(batch, threads, one)
-        _check_sizes(type(self.codec).__name__, out, expected)
-        return out
-
-    def encode(self, batch: ByteBatch, threads: int) -> ByteBatch:
-        from zarr.core.buffer.cpu import Buffer
-
-        def one(view: Any) -> Any:
-            encoded = self.codec._encode_sync(Buffer.from_array_like(view), self.spec)
-            if encoded is None:
-                raise ValueError(f"{type(self.codec).__name__} elided a chunk while encoding")
-            return encoded.as_numpy_array()
-
-        return self._per_item(batch, threads, one, pack=False)

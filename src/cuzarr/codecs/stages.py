@@ -11,7 +11,6 @@ from cuzarr.codecs.bytes_to_bytes import (
     GzipStage,
     Lz4Stage,
     NumcodecsStage,
-    ZarrCodecStage,
     ZlibStage,
     ZstdStage,
 )
@@ -60,9 +59,11 @@ def _blosc_with_typesize(codec: Any, itemsize: int | None) -> Any:
     return Blosc(**config, typesize=itemsize)
 
 
-def zarr_bytes_stage(codec: Any, spec: Any, *, verify_checksums: bool) -> BytesStage:
+def zarr_bytes_stage(codec: Any, spec: Any, *, verify_checksums: bool) -> BytesStage | None:
     """The batched stage for one of zarr's BytesBytesCodecs (its exact classes only: a
-    subclass, which may encode its own way, runs through its own methods)."""
+    subclass, which may encode its own way, runs through its own methods); None for a codec
+    without one (the chain then runs through zarr's ChunkTransform, which also keeps zarr's
+    rules for a codec that elides a chunk)."""
     from zarr.codecs import BloscCodec, Crc32cCodec, GzipCodec, ZstdCodec
 
     kind = type(codec)
@@ -78,4 +79,4 @@ def zarr_bytes_stage(codec: Any, spec: Any, *, verify_checksums: bool) -> BytesS
     if (kind.__module__.startswith("zarr.codecs.numcodecs") and numcodec is not None
             and hasattr(numcodec, "get_config")):
         return numcodec_stage(numcodec, verify_checksums=verify_checksums)
-    return ZarrCodecStage(codec, spec)
+    return None

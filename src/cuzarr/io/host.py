@@ -18,14 +18,13 @@ from typing import Any
 import numpy as np
 
 from cuzarr.batch import ByteBatch
-from cuzarr.errors import ChunkDecodeError
 from cuzarr.io import files
 from cuzarr.io.access import access
 from cuzarr.io.files import IndexRead, ShardFiles
 from cuzarr.plan.coalesce import coalesce
 from cuzarr.workers import map_ranges
 
-__all__ = ["HostReader", "IndexRead"]
+__all__ = ["HostReader", "IndexRead", "ShardsVanished"]
 
 
 def _empty(nbytes: int) -> np.ndarray:
@@ -241,13 +240,32 @@ def _group_requests(keys: list[str], plan: Any) -> tuple[list[str], list[Any]]:
     return group_keys, requests
 
 
+class ShardsVanished(Exception):
+    """Some shards whose index was read were gone when their ranges were (deleted
+    meanwhile): `which` are their positions in the keys of the ranges read."""
+
+    def __init__(self, which: list[int]) -> None:
+        super().__init__(f"{len(which)} shards vanished while they were read")
+        self.which = which
+
+    def without(self, index: IndexRead) -> IndexRead:
+        """`index` with these shards missing (zarr's sharding, when a chunk read finds
+        its shard gone, returns the fill value)."""
+        present = index.present.copy()
+        present[np.flatnonzero(index.present)[self.which]] = False
+        keep = np.setdiff1d(np.arange(len(index.batch)), self.which)
+        sizes = None if index.shard_sizes is None else index.shard_sizes[keep]
+        return IndexRead(index.batch.take(keep), present, sizes)
+
+
 def _fill_groups(group_keys: list[str], plan: Any, sizes: np.ndarray, buffers: list[Any],
                  alloc: Callable[[int], np.ndarray]) -> ByteBatch:
     """Fetched coalesced groups into one slab, sized by what the store returned: a group
-    that came back short clips the ranges in it (zarr slices the same way)."""
-    for g, buf in enumerate(buffers):
-        if buf is None:
-            raise ChunkDecodeError(group_keys[g], "the shard disappeared while it was read")
+    that came back short clips the ranges in it (zarr slices the same way); groups whose
+    shard was gone raise ShardsVanished."""
+    gone = sorted({int(plan.group_key[g]) for g, buf in enumerate(buffers) if buf is None})
+    if gone:
+        raise ShardsVanished(gone)
     got = np.fromiter((b.size for b in buffers), dtype=np.int64, count=len(buffers))
     got = np.minimum(got, plan.group_size)
     group_at = np.zeros(len(got), dtype=np.int64)

@@ -182,8 +182,10 @@ def prepare_chain(codecs: tuple[Any, ...], spec: Any, *, verify_checksums: bool)
         stored_shape = tuple(spec.shape[i] for i in order)
         to_logical = tuple(int(i) for i in np.argsort(order))
         stored_dtype = _stored_dtype(spec, ab.endian)
-        bb_spec = spec
-        stages = tuple(zarr_bytes_stage(c, bb_spec, verify_checksums=verify_checksums) for c in bb)
+        found = [zarr_bytes_stage(c, spec, verify_checksums=verify_checksums) for c in bb]
+        if any(stage is None for stage in found):
+            return _generic(codecs, spec, "a bytes codec without a batched stage")
+        stages = tuple(stage for stage in found if stage is not None)
     elif type(ab) is V2Codec and not aa and not bb and not ab.filters:
         ndim = len(spec.shape)
         if spec.order == "F":
@@ -200,8 +202,9 @@ def prepare_chain(codecs: tuple[Any, ...], spec: Any, *, verify_checksums: bool)
 
     fill = _fill_value(spec)
     as_integers = integer_view(dtype) is not None
-    if as_integers:
-        fill = np.asarray(fill, dtype=dtype).view(integer_view(dtype))[()]
+    if as_integers:  # the fill as an integer value, made in native order (no swap needed)
+        native = dtype.newbyteorder("=")
+        fill = np.asarray(fill, dtype=native).view(integer_view(native))[()]
         dtype, stored_dtype = integer_view(dtype), integer_view(stored_dtype)
     layout = ArrayLayout(
         shape=tuple(spec.shape),
