@@ -518,3 +518,48 @@ def test_a_codec_that_elides_chunks(tmp_path: Path) -> None:
     np.testing.assert_array_equal(_read(tmp_path / PIPE["codec_pipeline.path"], np.s_[:], PIPE),
                                   _read(tmp_path / ORACLE["codec_pipeline.path"], np.s_[:],
                                         ORACLE))
+
+
+@pytest.mark.parametrize("rows", [64, 1024])
+def test_a_blosc_header_claiming_huge_sizes_allocates_nothing(tmp_path: Path, rows: int) -> None:
+    """A small chunk whose header claims 256 MiB in blocks of 1 byte: refused from the
+    stored bytes it has, before the plan of its blocks is made (that took 4.8 s and then
+    raised MemoryError)."""
+    _array(tmp_path, rows=rows, cols=256, compressors=BloscCodec(cname="lz4"))
+    victim = tmp_path / "c" / "1" / "0"
+    raw = bytearray(victim.read_bytes()[:64])
+    struct.pack_into("<iii", raw, 4, 2**28, 1, 64)
+    victim.write_bytes(bytes(raw))
+    for selection in (np.s_[:], np.s_[rows : rows + 2]):
+        _same_as_zarr(tmp_path, selection, "c/1/0")
+
+
+def test_datetimes_read_into_an_out_of_another_unit(tmp_path: Path) -> None:
+    """`out` in milliseconds, the array in seconds: numpy's cast converts, as in zarr."""
+    from zarr.core.buffer.cpu import NDBuffer
+
+    data = np.array(["2020-01-01", "2021-06-30", "NaT", "1970-01-02"], dtype="M8[s]")
+    with zarr.config.set(ORACLE):
+        arr = zarr.create_array(str(tmp_path), shape=(4,), chunks=(2,), dtype="M8[s]")
+        arr[:] = data
+    results = []
+    for config in (ORACLE, PIPE):
+        out = np.zeros(4, dtype="M8[ms]")
+        with zarr.config.set(config):
+            zarr.open_array(str(tmp_path), mode="r").get_basic_selection(
+                Ellipsis, out=NDBuffer.from_numpy_array(out))
+        results.append(out)
+    np.testing.assert_array_equal(results[1], results[0])
+    np.testing.assert_array_equal(results[1], data.astype("M8[ms]"))
+
+
+def test_a_short_blosc_entry_inside_a_coalesced_group(tmp_path: Path) -> None:
+    """An index entry 10 bytes short, for an inner chunk read in one coalesced range with
+    its neighbours: zarr's get_ranges slices one buffer, so numcodecs reads the chunk's
+    declared length from it; so does cuzarr."""
+    _shard_with_entry(tmp_path, BloscCodec(cname="lz4"), 0, lambda o, n, size: (o, n - 10))
+    intact = np.arange(64 * 16, dtype="f4").reshape(64, 16)
+    for selection in (np.s_[0:40], np.s_[0:64], np.s_[3:20]):
+        expected = _read(tmp_path, selection, ORACLE)
+        np.testing.assert_array_equal(expected, intact[selection])
+        np.testing.assert_array_equal(_read(tmp_path, selection, PIPE), expected)

@@ -7,6 +7,7 @@ Each test here failed before the fix it guards (issue 12, items 1, 4, 7, 8, 9, 1
 from __future__ import annotations
 
 import multiprocessing
+import os
 import struct
 import subprocess
 import sys
@@ -232,13 +233,15 @@ _FD_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.parametrize("threads", [2, 8])
 @pytest.mark.parametrize("sharded", [False, True])
-def test_more_chunks_than_open_file_limit(tmp_path: Path, sharded: bool) -> None:
+def test_more_chunks_than_open_file_limit(tmp_path: Path, sharded: bool, threads: int) -> None:
     """3,000 chunk (or 1,500 shard) files read and merged in one call, with a soft limit of
-    256 open files."""
+    256 open files, by 2 or 8 threads (each tile holds its files while it reads)."""
+    env = {**os.environ, "CUZARR_THREADS": str(threads)}
     result = subprocess.run([sys.executable, "-c", _FD_SCRIPT, str(tmp_path / "a"),
                              "1" if sharded else "0"], capture_output=True, text=True,
-                            timeout=600)
+                            timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
 
@@ -437,3 +440,37 @@ def test_a_shard_deleted_during_a_read_reads_as_missing(kind: str) -> None:
             results.append(zarr.open_array(store, mode="r")[4:20])
     np.testing.assert_array_equal(results[1], results[0])
     np.testing.assert_array_equal(results[1], np.full(16, -9))
+
+
+def test_a_key_that_is_a_folder_reads_as_missing(tmp_path: Path) -> None:
+    """A chunk key whose path is a folder (a 2-d array's chunks under a 1-d array's keys)
+    is missing to LocalStore: the fill value, not an IsADirectoryError."""
+    with zarr.config.set(ORACLE):
+        arr = zarr.create_array(str(tmp_path / "a"), shape=(4, 4), chunks=(2, 2), dtype="i4")
+        arr[:] = 1
+        zarr.create_array(str(tmp_path / "b"), shape=(4,), chunks=(2,), dtype="i4",
+                          fill_value=7)
+    (tmp_path / "a" / "zarr.json").write_bytes((tmp_path / "b" / "zarr.json").read_bytes())
+    tmp_path = tmp_path / "a"
+    assert (tmp_path / "c" / "0").is_dir()
+    results = [_read_all(tmp_path, config) for config in (ORACLE, PIPE)]
+    np.testing.assert_array_equal(results[1], results[0])
+
+
+def _read_all(path: Path, config: dict[str, str]) -> np.ndarray:
+    with zarr.config.set(config):
+        return zarr.open_array(str(path), mode="r")[:]
+
+
+def test_zarrs_gpu_buffers_are_not_what_stores_are_read_into() -> None:
+    """Under zarr.config.enable_gpu() the array's prototype holds zarr's GPU buffers; store
+    reads and writes use host buffers (bytes are staged on the host and go over in one copy
+    per tile), while any other configured class is what the store sees."""
+    from zarr.core.buffer import gpu
+
+    from cuzarr.io.host import store_prototype
+
+    gpu_prototype = BufferPrototype(buffer=gpu.Buffer, nd_buffer=gpu.NDBuffer)
+    assert store_prototype(gpu_prototype) is cpu.buffer_prototype
+    tagged = BufferPrototype(buffer=_TaggedBuffer, nd_buffer=cpu.NDBuffer)
+    assert store_prototype(tagged) is tagged

@@ -216,7 +216,7 @@ class PhasedCodecPipeline(CodecPipeline):
         chains = [(self._chain(spec, opts), idx) for spec, idx in groups]
         if any(chain is None for chain, _ in chains):
             return await self._zarr_pipeline().read(batch, out, drop_axes)
-        out_array = _as_integers(out_array, chains)
+        out_array = _as_integers(out_array, chains, groups[0][0])
         if out_array is None:
             return await self._zarr_pipeline().read(batch, out, drop_axes)
         status = np.zeros(len(batch), dtype=bool)
@@ -256,7 +256,7 @@ class PhasedCodecPipeline(CodecPipeline):
                for chain, _ in chains):
             await self._zarr_pipeline().write(batch, value, drop_axes)
             return
-        value_array = _as_integers(value_array, chains)
+        value_array = _as_integers(value_array, chains, None)
         if value_array is None:
             await self._zarr_pipeline().write(batch, value, drop_axes)
             return
@@ -289,14 +289,22 @@ def _all_store_paths(batch: list[Entry]) -> bool:
     return all(isinstance(e[0], StorePath) and e[0].store is store for e in batch)
 
 
-def _as_integers(array: Any, chains: list[tuple[Any, np.ndarray]]) -> Any:
+def _as_integers(array: Any, chains: list[tuple[Any, np.ndarray]], spec: Any) -> Any:
     """`array` viewed as integers where the chains handle datetime64/timedelta64 chunks as
-    the integers they are stored as (plan.chain.integer_view); None where only some do
-    (zarr's pipeline then runs the batch)."""
+    the integers they are stored as (plan.chain.integer_view); None where that would not
+    be right, and zarr's pipeline then runs the batch: only some chains do, or a read's
+    `out` (spec given) holds another unit than the array (numpy's cast must convert)."""
     flags = {bool(getattr(chain, "as_integers", False)) for chain, _ in chains}
     if flags == {False}:
         return array
     if len(flags) > 1:
         return None
     view = integer_view(array.dtype)
-    return array if view is None else array.view(view)
+    if view is None:
+        return array
+    if spec is not None:
+        native = spec.dtype.to_native_dtype()
+        if (array.dtype.kind != native.kind
+                or np.datetime_data(array.dtype) != np.datetime_data(native)):
+            return None
+    return array.view(view)

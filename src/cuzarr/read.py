@@ -20,6 +20,7 @@ from cuzarr.errors import DeviceMemoryError
 from cuzarr.io.files import fd_group
 from cuzarr.io.host import HostReader, ShardsVanished
 from cuzarr.plan.chain import Chain, FixedChain, ShardChain
+from cuzarr.plan.coalesce import coalesce
 from cuzarr.plan.selection import aligned_region, selection_bounds, shift_selection
 from cuzarr.plan.shard import decode_indexes, index_ranges, inner_ids
 from cuzarr.scatter import scatter
@@ -113,6 +114,8 @@ async def read_plain(
                 finish(host, present, lo, hi, threads, partial=partial(lo, hi))
 
         per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, per_chunk)
+        if reader.root is not None:  # a tile holds its chunk files open while it reads
+            per_tile = min(per_tile, fd_group(opts.threads))
         tile = split_on(device.out_of_memory, tile, _too_big(keys, "chunk", device))
         await _run_tiles(len(entries) * per_chunk <= INLINE_BYTES, tile, len(entries), per_tile,
                          opts.threads, device.tiles_in_flight)
@@ -401,7 +404,7 @@ class _ShardRead:
             return ByteBatch.empty()
         batch = reader.ranges_sync(present_keys, plan.shard_of, plan.starts, plan.sizes,
                                    **self._limits)
-        extra = _blosc_reach(self.chain.inner, batch, plan)
+        extra = _blosc_reach(self.chain.inner, batch, plan, self._limits)
         if extra is None:
             return batch
         return _extended(batch, extra, reader.ranges_sync(
@@ -415,7 +418,7 @@ class _ShardRead:
             return ByteBatch.empty()
         batch = await reader.ranges(present_keys, plan.shard_of, plan.starts, plan.sizes,
                                     **self._limits)
-        extra = _blosc_reach(self.chain.inner, batch, plan)
+        extra = _blosc_reach(self.chain.inner, batch, plan, self._limits)
         if extra is None:
             return batch
         return _extended(batch, extra, await reader.ranges(
@@ -441,7 +444,7 @@ class _ShardRead:
                                  **self._limits)
 
         batch = read(plan.shard_of, plan.starts, plan.sizes)
-        extra = _blosc_reach(self.chain.inner, batch, plan)
+        extra = _blosc_reach(self.chain.inner, batch, plan, self._limits)
         if extra is not None:
             batch = _extended(batch, extra, read(plan.shard_of[extra[0]],
                                                  plan.starts[extra[0]], extra[1]))
@@ -559,16 +562,17 @@ def _blosc_innermost(chain: Chain) -> bool:
             and isinstance(chain.stages[-1], BloscStage))
 
 
-def _blosc_reach(chain: Chain, batch: ByteBatch, plan: _ShardPlan
+def _blosc_reach(chain: Chain, batch: ByteBatch, plan: _ShardPlan, limits: dict[str, int]
                  ) -> tuple[np.ndarray, np.ndarray] | None:
     """Blosc inner chunks whose index entry is shorter than the length their own header
-    declares: (which ranges, that length), for those that lie inside a shard read whole;
-    None when there are none. numcodecs reads a Blosc chunk for as many bytes as its header
-    says, from wherever the buffer it was handed continues: zarr, which reads a shard whole
-    when a read touches every inner chunk of it, so reads such a chunk whole from the
-    shard's bytes; so does cuzarr. Where zarr fetched the chunk's range alone, c-blosc reads
-    past that buffer (an error, mostly: heap memory), and cuzarr refuses the chunk. Host
-    batches only (a device batch keeps its ranges, and such a chunk is an error there)."""
+    declares: (which ranges, that length), for those whose declared bytes lie in the
+    buffer zarr would have handed numcodecs; None when there are none. numcodecs reads a
+    Blosc chunk for as many bytes as its header says, from wherever that buffer continues:
+    the whole shard where a read touches every inner chunk (zarr reads it whole), else the
+    coalesced group of ranges the chunk was fetched in (zarr's get_ranges slices one
+    buffer per group; cuzarr's groups are zarr's, plan.coalesce). Past that buffer c-blosc
+    reads memory (an error, mostly), and cuzarr refuses the chunk. Host batches only (a
+    device batch keeps its ranges, and such a chunk is an error there)."""
     if not _blosc_innermost(chain) or not isinstance(batch.slab, np.ndarray) or not len(batch):
         return None
     sizes = batch.sizes
@@ -576,9 +580,16 @@ def _blosc_reach(chain: Chain, batch: ByteBatch, plan: _ShardPlan
     cbytes = np.zeros(len(sizes), dtype=np.int64)
     at = batch.offsets[whole, None] + np.arange(12, 16)[None, :]
     cbytes[whole] = np.ascontiguousarray(batch.slab[at]).view("<u4").reshape(-1)
-    need = (cbytes > sizes) & plan.whole
+    need = cbytes > sizes
+    if not need.any():
+        return None
+    groups = coalesce(plan.shard_of, plan.starts, plan.sizes, **limits)
+    group_end = (groups.group_start + groups.group_size)[groups.member_group]
     if plan.shard_sizes is not None:
-        need &= plan.starts + cbytes <= plan.shard_sizes[plan.shard_of]
+        shard_end = plan.shard_sizes[plan.shard_of]
+    else:  # unknown: the store returns what the shard holds
+        shard_end = np.full(len(sizes), np.iinfo(np.int64).max)
+    need &= plan.starts + cbytes <= np.where(plan.whole, shard_end, group_end)
     idx = np.flatnonzero(need)
     return (idx, cbytes[idx]) if idx.size else None
 

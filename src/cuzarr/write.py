@@ -17,7 +17,8 @@ from cuzarr.devices import CpuDevice, Device, select_device
 from cuzarr.devices.base import run_in_tile
 from cuzarr.errors import ShardIndexError
 from cuzarr.io.access import access
-from cuzarr.io.host import HostReader
+from cuzarr.io.files import fd_group
+from cuzarr.io.host import HostReader, store_prototype
 from cuzarr.plan.chain import Chain, FixedChain, ShardChain
 from cuzarr.plan.selection import (
     aligned_region,
@@ -98,10 +99,13 @@ def _buffers(values: list[Any], buffer: Any) -> list[Any]:
 
 def _buffer_class(store: Any, prototype: Any) -> Any:
     """The Buffer class writes hand the store: the array's prototype's, as zarr's pipeline
-    does (a store may check it); host Buffers for a LocalStore cuzarr owns the IO of."""
+    does (a store may check it), but host Buffers for a LocalStore cuzarr owns the IO of
+    and in place of zarr's own GPU buffers (the encoded bytes are in host memory)."""
     from zarr.core.buffer import cpu
 
-    return cpu.Buffer if access(store).root is not None else prototype.buffer
+    if access(store).root is not None:
+        return cpu.Buffer
+    return store_prototype(prototype).buffer
 
 
 def _store_writes_sync(store: Any, keys: list[str], values: list[Any], deletes: list[str],
@@ -159,6 +163,8 @@ async def _drive(store: Any, entries: list[Any], item_nbytes: int, opts: Options
             _store_writes_sync(store, set_keys, values, deletes, threads, buffer)
 
         per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, item_nbytes)
+        if reader.root is not None:  # a tile holds the files it merges open while it reads
+            per_tile = min(per_tile, fd_group(opts.threads))
         tile = split_on(device.out_of_memory, tile, _too_big(keys, what, device))
         await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads,
                                 device.tiles_in_flight)
@@ -275,16 +281,20 @@ def refuse_what_zarr_refuses(chain: Chain, entries: list[Any], value: Any) -> No
 
 
 def _basic_shape(selection: Any, shape: tuple[int, ...]) -> tuple[int, ...] | None:
-    """The shape `array[selection]` has, for slices and integers only; else None."""
+    """The shape `array[selection]` has, for slices, integers and at most one 1-d integer
+    or boolean array (an orthogonal selection of one array axis); else None."""
     if not isinstance(selection, tuple) or len(selection) != len(shape):
         return None
-    out = []
+    out, arrays = [], 0
     for sel, n in zip(selection, shape, strict=True):
         if isinstance(sel, slice):
             out.append(len(range(*sel.indices(n))))
+        elif isinstance(sel, np.ndarray) and sel.ndim == 1 and sel.dtype.kind in "biu":
+            arrays += 1
+            out.append(int(np.count_nonzero(sel)) if sel.dtype == bool else sel.size)
         elif not isinstance(sel, (int, np.integer)):
             return None
-    return tuple(out)
+    return tuple(out) if arrays <= 1 else None
 
 
 def _replay_inner_writes(chain: ShardChain, value_shape: tuple[int, ...], chunk_sel: Any,

@@ -73,10 +73,13 @@ def _i32(slab: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(slab[idx]).view("<i4").reshape(-1).astype(np.int64)
 
 
-def plan_frames(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> BloscPlan:
+def plan_frames(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray,
+                expected: int | None = None) -> BloscPlan:
     """Parse every chunk slab[offsets[i] : +sizes[i]]; StageError(i) for a chunk that
-    c-blosc's decompress would refuse too (the checks are c-blosc 1.x's). Bytes after a
-    chunk's declared compressed size are ignored, as c-blosc ignores them."""
+    c-blosc's decompress would refuse too (the checks are c-blosc 1.x's), or that does not
+    declare `expected` decoded bytes. Bytes after a chunk's declared compressed size are
+    ignored, as c-blosc ignores them. Every size is checked against the stored bytes
+    before anything is allocated from it (a header cannot make the plan's arrays large)."""
     n = len(sizes)
     short = np.flatnonzero(sizes < HEADER)
     if short.size:
@@ -100,6 +103,11 @@ def plan_frames(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> Blo
     if bad.size:
         raise StageError(int(bad[0]), "blosc: a format version or flags c-blosc does not "
                                       "read")
+    if expected is not None:
+        bad = np.flatnonzero(nbytes != expected)
+        if bad.size:
+            i = int(bad[0])
+            raise StageError(i, f"blosc: header says {int(nbytes[i])} bytes, expected {expected}")
     memcpyed = (flags & _MEMCPYED) != 0
     bad = np.flatnonzero(memcpyed & (sizes != HEADER + nbytes))
     if bad.size:
@@ -109,15 +117,15 @@ def plan_frames(slab: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> Blo
 
     nblocks = np.where(nbytes > 0, -(-nbytes // blocksize), 0)
     nblocks = np.where(memcpyed, 0, nblocks)
+    bad = np.flatnonzero(nblocks > (cbytes - HEADER) // 4)  # each block has a 4-byte start
+    if bad.size:
+        raise StageError(int(bad[0]), "blosc: block table past the chunk's end")
     block_chunk = np.repeat(np.arange(n), nblocks)
     first = np.concatenate([[0], np.cumsum(nblocks)[:-1]]).astype(np.int64)
     j = np.arange(int(nblocks.sum())) - first[block_chunk]
     block_start = j * blocksize[block_chunk]
     block_size = np.minimum(blocksize[block_chunk], nbytes[block_chunk] - block_start)
     leftover = block_size < blocksize[block_chunk]
-    bad = np.flatnonzero(~memcpyed & (nblocks > (cbytes - HEADER) // 4))
-    if bad.size:
-        raise StageError(int(bad[0]), "blosc: block table past the chunk's end")
     bstarts_at = HEADER + 4 * j
     bstart = _i32(slab, offsets[block_chunk] + bstarts_at)
     ts = typesize[block_chunk]

@@ -564,8 +564,7 @@ class BloscStage(BytesStage):
                                                                              np.ndarray):
             return self.decode(batch, expected, threads)
         slab = np.ascontiguousarray(batch.slab)
-        plan = plan_frames(slab, batch.offsets, batch.sizes)
-        _check_declared(plan.nbytes, expected)
+        plan = plan_frames(slab, batch.offsets, batch.sizes, expected)
         out = np.empty(n * expected, dtype=np.uint8)
         src_base, dst_base = slab.ctypes.data, out.ctypes.data
         starts, typesizes = batch.offsets.tolist(), plan.typesize.tolist()

@@ -47,13 +47,7 @@ def decode_blosc(device: Any, batch: ByteBatch, host_slab: np.ndarray,
     """Decode a batch of Blosc1 chunks on `device`; None when some chunk needs the host
     (snappy streams), so the caller can take the host path for the batch."""
     xp = device.xp
-    plan = plan_frames(host_slab, batch.offsets, batch.sizes)
-    if expected is not None:
-        bad = np.flatnonzero(plan.nbytes != expected)
-        if bad.size:
-            i = int(bad[0])
-            raise StageError(i, f"blosc: header says {int(plan.nbytes[i])} bytes, "
-                                f"expected {expected}")
+    plan = plan_frames(host_slab, batch.offsets, batch.sizes, expected)
     compressed = ~plan.split_raw
     codecs = {CODECS.get(int(c), "?") for c in plan.codec[plan.split_chunk[compressed]]}
     if not codecs <= {*_NVCOMP, "blosclz"}:

@@ -146,7 +146,7 @@ class CudaDevice:
             return None
         from cuzarr.io.device import KvikioReader
 
-        return KvikioReader(self.kvikio, self.xp, root)
+        return KvikioReader(self.kvikio, self.xp, root, in_flight=self.tiles_in_flight or 1)
 
     def to_device(self, host: ByteBatch) -> DeviceBatch:
         """One host-to-device copy per wave (the slab from the io phase); batches read

@@ -18,15 +18,15 @@ from typing import Any
 __all__ = ["StoreAccess", "access", "defining_class"]
 
 #: every method through which LocalStore reads or writes a value
-_LOCAL_IO = ("get", "get_sync", "get_partial_values", "set", "set_sync", "_set", "delete",
-             "delete_sync", "set_if_not_exists")
+_LOCAL_IO = ("get", "get_sync", "get_partial_values", "get_ranges", "get_ranges_sync", "set",
+             "set_sync", "_set", "delete", "delete_sync", "set_if_not_exists")
 
 
 @dataclass(frozen=True)
 class StoreAccess:
     """What one store allows."""
 
-    root: str | None  # files are read and written directly under this folder
+    root: str | None  # files are read directly under this folder (writes: set_sync)
     sync_reads: bool  # get_sync from the pool serves reads
     sync_writes: bool  # set_sync / delete_sync from the pool serve writes
 

@@ -36,27 +36,40 @@ def _layout(sizes: np.ndarray) -> tuple[np.ndarray, int]:
 class KvikioReader:
     """Reads of one LocalStore into device slabs."""
 
-    def __init__(self, kvikio: Any, xp: Any, root: str) -> None:
+    def __init__(self, kvikio: Any, xp: Any, root: str, in_flight: int = 1) -> None:
+        """in_flight: tiles that read at once (each holds its files and kvikio's second
+        descriptor of each while it reads)."""
         self.kvikio = kvikio
         self.xp = xp
         self.root = root
+        self.files_per_read = max(1, fd_group(in_flight) // 2)
 
     def _read_all(self, jobs: list[tuple[str, str, Any, int, int]]) -> None:
-        """(key, path, device view, size, file offset) reads: all issued, then all awaited."""
+        """(key, path, device view, size, file offset) reads: all issued, then all awaited;
+        every read is waited for before any file is closed or an error raised, so no read
+        is still writing into the slab when it is given back."""
         opened: dict[str, Any] = {}
+        futures = []
         try:
-            futures = []
             for key, path, view, size, file_offset in jobs:
                 handle = opened.get(path)
                 if handle is None:
                     handle = opened[path] = self.kvikio.CuFile(path, "r")
                 futures.append((key, size, handle.pread(view, size, file_offset)))
-            for key, size, future in futures:
-                if int(future.get()) != size:
-                    raise ChunkDecodeError(key, "a byte range lies past the end of the file")
         finally:
+            failure: BaseException | None = None
+            for key, size, future in futures:
+                try:
+                    got = int(future.get())
+                except Exception as e:  # a read that failed: the others are still waited for
+                    failure = failure or e
+                    continue
+                if got != size and failure is None:
+                    failure = ChunkDecodeError(key, "a byte range lies past the end of the file")
             for handle in opened.values():
                 handle.close()
+        if failure is not None:
+            raise failure
 
     def whole(self, keys: list[str]) -> tuple[DeviceBatch, np.ndarray]:
         """Read each key whole into one device slab; missing keys are reported absent.
@@ -65,7 +78,7 @@ class KvikioReader:
         holds a second descriptor of each) and kvikio reads the very file we opened, so a
         chunk rewritten meanwhile is read in one version, at the size we saw."""
         parts = []
-        group = max(1, fd_group(1) // 2)
+        group = self.files_per_read
         for lo in range(0, len(keys), group):
             names = keys[lo : lo + group]
             with OpenFiles(self.root, names, 1) as files:
@@ -87,11 +100,16 @@ class KvikioReader:
 
     def _joined(self, parts: list[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]
                 ) -> tuple[DeviceBatch, np.ndarray]:
-        """The groups' device slabs as one (one device copy each)."""
-        bases = np.cumsum([0] + [int(p[0].size) for p in parts]).astype(np.int64)
+        """The groups' device slabs as one (one device copy each); every group starts on a
+        GDS-aligned offset, so items keep their alignment, and groups without a file take
+        no room."""
+        used = [int(p[1][-1] + p[2][-1]) if len(p[2]) else 0 for p in parts]
+        room = [-(-u // _GDS_ALIGN) * _GDS_ALIGN for u in used]
+        bases = np.cumsum([0, *room]).astype(np.int64)
         slab = self.xp.empty(max(1, int(bases[-1])), dtype=np.uint8)
-        for (part, _, _, _), base in zip(parts, bases[:-1].tolist(), strict=False):
-            slab[base : base + part.size] = part
+        for (part, _, _, _), base, size in zip(parts, bases[:-1].tolist(), used, strict=False):
+            if size:
+                slab[base : base + size] = part[:size]
         offsets = np.concatenate([p[1] + b for p, b in zip(parts, bases[:-1], strict=False)])
         sizes = np.concatenate([p[2] for p in parts])
         present = np.concatenate([p[3] for p in parts])

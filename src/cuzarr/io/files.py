@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self
@@ -18,7 +19,7 @@ from typing import Self
 import numpy as np
 
 from cuzarr.batch import ByteBatch
-from cuzarr.errors import ChunkDecodeError
+from cuzarr.errors import ChunkDecodeError, decode_error_for
 from cuzarr.plan.coalesce import coalesce
 from cuzarr.workers import map_ranges
 
@@ -49,20 +50,25 @@ def _open_file_budget() -> int:
 
 
 def fd_group(threads: int) -> int:
-    """Keys one tile opens at once; tiles on `threads` threads together stay within the
-    open-file budget."""
+    """Keys one tile may open at once, where `threads` tiles run at once (the pool's
+    width): the read and write paths cap their tiles at this, so that together they stay
+    within the open-file budget."""
     return max(4, _open_file_budget() // max(1, threads))
 
 
-def _pread_into(fd: int, view: memoryview, offset: int) -> int:
-    """Fill `view` from `fd` at `offset`; returns bytes read (short only at end of file)."""
+def _pread_into(fd: int, view: memoryview, offset: int, key: str) -> int:
+    """Fill `view` from `fd` at `offset`; returns bytes read (short only at end of file).
+    An OS error names `key` (and is still the OSError it was)."""
     done = 0
     total = len(view)
-    while done < total:
-        got = os.preadv(fd, [view[done:]], offset + done)
-        if got == 0:
-            break
-        done += got
+    try:
+        while done < total:
+            got = os.preadv(fd, [view[done:]], offset + done)
+            if got == 0:
+                break
+            done += got
+    except OSError as e:
+        raise decode_error_for(type(e))(key, f"reading the file failed: {e}") from e
     return done
 
 
@@ -83,8 +89,12 @@ class OpenFiles:
                     fd = os.open(os.path.join(root, keys[i]), os.O_RDONLY)
                 except _MISSING:
                     continue
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):  # a folder: LocalStore reads it as missing
+                    os.close(fd)
+                    continue
                 fds[i] = fd
-                sizes[i] = os.fstat(fd).st_size
+                sizes[i] = info.st_size
 
         try:
             map_ranges(open_all, n, threads, min_items=16)
@@ -159,7 +169,8 @@ def _read_whole_group(root: str, keys: list[str], threads: int,
         def read_all(lo: int, hi: int) -> None:
             for j in range(lo, hi):
                 start, size = int(offsets[j]), int(item_sizes[j])
-                got = _pread_into(int(fds[idx[j]]), view[start : start + size], 0)
+                got = _pread_into(int(fds[idx[j]]), view[start : start + size], 0,
+                                  keys[idx[j]])
                 if got != size:
                     raise ChunkDecodeError(keys[idx[j]], "the file shrank while it was read")
 
@@ -192,7 +203,7 @@ def read_windows(root: str, keys: list[str], starts: np.ndarray, length: int, wh
                 for j in range(a, b):
                     i = int(idx[j])
                     got = _pread_into(int(fds[i]), view[j * length : (j + 1) * length],
-                                      int(starts[lo + i]))
+                                      int(starts[lo + i]), keys[lo + i])
                     if got != length:
                         raise ChunkDecodeError(keys[lo + i], "the file shrank while it was read")
 
@@ -222,7 +233,7 @@ class ShardFiles(OpenFiles):
                 start = 0 if at_start else max(0, size - nbytes)
                 want = min(nbytes, size)
                 got[j] = _pread_into(int(fds[idx[j]]), view[j * nbytes : j * nbytes + want],
-                                     start)
+                                     start, self.keys[idx[j]])
 
         map_ranges(work, len(idx), threads, min_items=16)
         return IndexRead(ByteBatch(slab, np.arange(len(idx), dtype=np.int64) * nbytes, got),
@@ -245,7 +256,7 @@ class ShardFiles(OpenFiles):
                 i = int(owners[int(plan.group_key[g])])
                 off, size = int(plan.group_slab_offset[g]), int(plan.group_size[g])
                 if _pread_into(int(fds[i]), view[off : off + size],
-                               int(plan.group_start[g])) != size:
+                               int(plan.group_start[g]), keys[i]) != size:
                     raise ChunkDecodeError(keys[i], "the shard shrank while it was read")
 
         map_ranges(work, len(plan.group_key), threads, min_items=4)

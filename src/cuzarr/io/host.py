@@ -24,17 +24,23 @@ from cuzarr.io.files import IndexRead, ShardFiles
 from cuzarr.plan.coalesce import coalesce
 from cuzarr.workers import map_ranges
 
-__all__ = ["HostReader", "IndexRead", "ShardsVanished"]
+__all__ = ["HostReader", "IndexRead", "ShardsVanished", "store_prototype"]
 
 
 def _empty(nbytes: int) -> np.ndarray:
     return np.empty(nbytes, dtype=np.uint8)
 
 
-def _default_prototype() -> Any:
-    from zarr.core.buffer import default_buffer_prototype
+def store_prototype(prototype: Any) -> Any:
+    """The prototype a store's own methods are called with: the array's (zarr's configured
+    buffer class, which a store may check), except zarr's own GPU buffers, for which the
+    host prototype serves: cuzarr stages stored bytes in host memory and uploads a tile in
+    one copy, and a GPU buffer per chunk would go to the device and back first."""
+    from zarr.core.buffer import cpu, default_buffer_prototype, gpu
 
-    return default_buffer_prototype()
+    if prototype is None:
+        prototype = default_buffer_prototype()
+    return cpu.buffer_prototype if prototype.buffer is gpu.Buffer else prototype
 
 
 class HostReader:
@@ -45,13 +51,13 @@ class HostReader:
                  prototype: Any = None) -> None:
         """alloc(nbytes): makes the host slabs chunk bytes land in (the device's
         `host_empty`: pinned memory for the cuda device); plain numpy memory by default.
-        prototype: the buffer prototype the store's own methods are called with (the
-        array's; zarr's configured default when None)."""
+        prototype: the array's buffer prototype (store_prototype says which one the
+        store's own methods are called with; zarr's configured default when None)."""
         self.store = store
         self.threads = threads
         self.concurrency = concurrency
         self.alloc = alloc or _empty
-        self.prototype = prototype
+        self.prototype = store_prototype(prototype)
         self.access = access(store)
         self.root = self.access.root
         self.sync = self.root is None and self.access.sync_reads
@@ -158,7 +164,7 @@ class HostReader:
     def _fetch_sync(self, keys: list[str], requests: list[Any]) -> list[Any]:
         """Fetch (key, byte_range) pairs from a sync store on the pool; host uint8 arrays or
         None each (a request of None for a zero-length range is not sent)."""
-        prototype = self.prototype or _default_prototype()
+        prototype = self.prototype
         store = self.store
         out: list[Any] = [None] * len(keys)
 
@@ -175,7 +181,7 @@ class HostReader:
 
     async def _fetch_async(self, keys: list[str], requests: list[Any]) -> list[Any]:
         """Fetch (key, byte_range) pairs concurrently from an async store."""
-        prototype = self.prototype or _default_prototype()
+        prototype = self.prototype
         store = self.store
         semaphore = asyncio.Semaphore(self.concurrency)
 

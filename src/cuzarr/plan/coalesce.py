@@ -29,12 +29,13 @@ def coalesce(
     max_gap_bytes: int,
     max_bytes: int,
 ) -> ReadPlan:
-    """Merge ranges of the same key whose gap is at most `max_gap_bytes`.
+    """Merge ranges of the same key as zarr's `coalesce_ranges` merges them (its
+    `sharding_coalesce_*` settings): in order of start, a range joins the group before it
+    when the gap from the group's end is at most `max_gap_bytes` and the group would then
+    span at most `max_bytes`. Starts and ends must lie in [0, 2**62].
 
-    A merged group is also cut where it would grow past `max_bytes` (at the first
-    range starting beyond a `max_bytes` boundary of the group, so one group may
-    exceed the limit by at most one range). This mirrors zarr's
-    `sharding_coalesce_*` settings.
+    The gap rule runs over the whole batch in numpy; only groups that would span more
+    than `max_bytes` (16 MiB by default) are walked range by range, as zarr walks them.
     """
     n = len(starts)
     key_index = np.asarray(key_index, dtype=np.int64)
@@ -52,13 +53,13 @@ def coalesce(
     rank = np.empty(n, dtype=np.int64)
     rank[by_end] = np.arange(n)
     reach = e[by_end][np.maximum.accumulate(rank)]
-    new = np.ones(n, dtype=bool)
-    new[1:] = (k[1:] != k[:-1]) | ((s[1:] - reach[:-1]) > max_gap_bytes)
-    gap_group = np.cumsum(new) - 1
-    group_first = np.flatnonzero(new)
-    within = (s - s[group_first][gap_group]) // max(1, max_bytes)
     split = np.ones(n, dtype=bool)
-    split[1:] = (gap_group[1:] != gap_group[:-1]) | (within[1:] != within[:-1])
+    split[1:] = (k[1:] != k[:-1]) | ((s[1:] - reach[:-1]) > max_gap_bytes)
+    firsts = np.flatnonzero(split)
+    span = np.maximum.reduceat(e, firsts) - s[firsts]
+    bounds = np.append(firsts, n)
+    for g in np.flatnonzero(span > max_bytes).tolist():
+        _walk(s, e, int(bounds[g]), int(bounds[g + 1]), split, max_gap_bytes, max_bytes)
     group = np.cumsum(split) - 1
     firsts = np.flatnonzero(split)
     n_groups = len(firsts)
@@ -82,3 +83,18 @@ def coalesce(
         member_group=member_group,
         slab_nbytes=int(g_size.sum()),
     )
+
+
+def _walk(s: np.ndarray, e: np.ndarray, lo: int, hi: int, split: np.ndarray, max_gap: int,
+          max_bytes: int) -> None:
+    """Ranges lo..hi-1 (sorted, one key) grouped range by range, zarr's way: `split[i]`
+    says range i starts a group."""
+    start, end = int(s[lo]), int(e[lo])
+    for i in range(lo + 1, hi):
+        si, ei = int(s[i]), int(e[i])
+        if si - end <= max_gap and max(end, ei) - start <= max_bytes:
+            split[i] = False
+            end = max(end, ei)
+        else:
+            split[i] = True
+            start, end = si, ei
