@@ -158,9 +158,14 @@ def test_zero_filled_zstd_frame_is_rejected_quickly(tmp_path: Path, rows: int) -
     """A frame zero-filled after its header (what a crash can leave) is a run of empty raw
     blocks; the walk of them is bounded (it was a numpy pass per 3 bytes: about 10 s per
     MiB). The read runs in a child process that must finish well within the limit."""
-    _array(tmp_path, rows=rows, cols=1024, compressors=ZstdCodec())
+    noise = np.random.default_rng(1).random((2 * rows, 1024), dtype="f4")  # incompressible
+    with zarr.config.set(ORACLE):
+        arr = zarr.create_array(str(tmp_path), shape=noise.shape, chunks=(rows, 1024),
+                                dtype="f4", compressors=ZstdCodec())
+        arr[:] = noise
     victim = tmp_path / "c" / "0" / "0"
     raw = victim.read_bytes()
+    assert len(raw) > rows * 1024 * 3  # the walk has ~len / 3 empty blocks to cross
     victim.write_bytes(raw[:12] + bytes(len(raw) - 12))
     result = subprocess.run([sys.executable, "-c", _ZERO_FILL, str(tmp_path)],
                             capture_output=True, text=True, timeout=120)
