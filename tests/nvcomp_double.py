@@ -1,18 +1,32 @@
-"""A test double of the `nvidia.nvcomp` calls cuzarr makes, built from the real module's
-documented signatures (nvCOMP 6 Python API): `as_arrays(buffer, offsets, sizes)`,
-`Codec(algorithm=..., bitstream_kind=BitstreamKind.RAW)`, `Codec.decode(BatchArray,
-out=BatchArray)` returning a BatchArray whose `buffer_sizes` are the decoded sizes, and
-`Codec.get_required_decompression_alignment()`. It decodes and encodes with host libraries
-and holds cuzarr to nvCOMP's rules: buffer addresses aligned as required, outputs that fit,
-no buffer above the algorithm's largest chunk when compressing. Encoding writes what
-nvCOMP's RAW bitstreams are: zstd frames without a content size, raw deflate (no zlib or
-gzip wrapper), raw LZ4 blocks (no size prefix).
+"""A test double of the `nvidia.nvcomp` calls cuzarr makes, held to the real module.
+
+Its names, parameters, defaults and argument types are those of nvidia-nvcomp-cu13 6.0
+(tests/test_stand_ins_match_real.py compares them with the installed module's pybind
+signatures), and it refuses what the real one refuses:
+
+- arguments of the wrong type raise TypeError, as pybind's "incompatible function
+  arguments" does (`get_max_comp_buffer_size` takes an `Array`, not an int);
+- buffer addresses must be aligned as `get_required_(de)compression_alignment` say;
+- an output too small, or a stream that does not decode, raises from `decode` (ValueError
+  "output too small", RuntimeError "Could not perform decompression"), as the real one;
+- no buffer above the algorithm's largest chunk when compressing (nvCOMP 6.0's headers);
+- `decode` without a `decompression_config` counts a stream synchronization (`syncs`),
+  and, for RAW LZ4/Deflate, a size-query pass over every stream (`size_passes`);
+- device allocations go through the allocator given to `set_device_allocator`: a
+  `MemoryError` from it is what the real one raises as RuntimeError (`fail_allocations`
+  makes the next scratch allocation fail the way nvCOMP's own allocator does).
+
+It decodes and encodes with host libraries. Encoding writes what nvCOMP's RAW bitstreams
+are: zstd frames without a content size, raw deflate, raw LZ4 blocks (no size prefix).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,21 +34,50 @@ import zstandard
 
 import strict_xp
 
-# required decompression alignment per algorithm (nvCOMP's documented minimums)
-ALIGNMENT = {"Zstd": 8, "Gzip": 8, "Deflate": 4, "LZ4": 4}
-# the largest buffer nvCOMP compresses as one chunk (nvcomp*CompressionMaxAllowedChunkSize)
-MAX_CHUNK = {"Zstd": 1 << 24, "Deflate": 1 << 16, "LZ4": 1 << 24}
-
-
-class BitstreamKind:
-    NVCOMP_NATIVE = "native"
-    RAW = "raw"
-    WITH_UNCOMPRESSED_SIZE = "with-size"
-
+# nvcomp*Required{Decompression,Compression}Alignment, nvCOMP 6.0's headers
+DECOMPRESSION_ALIGNMENT = {"Zstd": 8, "Gzip": 8, "Deflate": 4, "LZ4": 4}
+COMPRESSION_ALIGNMENT = {"Zstd": 4, "Gzip": 8, "Deflate": 8, "LZ4": 4}
+# nvcomp*CompressionMaxAllowedChunkSize, nvCOMP 6.0's headers
+MAX_CHUNK = {"Zstd": (1 << 31) - 1, "Deflate": 1 << 31, "LZ4": 1 << 24}
 
 #: set by the strict stand-in: buffers must be device arrays (nvCOMP's batched codecs
 #: read and write device memory only)
 DEVICE_ONLY = False
+
+
+def _typed(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse arguments whose type is not the annotated one, as pybind11 does."""
+    signature = inspect.signature(function)
+    hints = typing.get_type_hints(function)
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        for name, value in bound.arguments.items():
+            hint = hints.get(name)
+            if hint is None or hint is Any or name == "self":
+                continue
+            default = signature.parameters[name].default
+            if value is None and default is None:
+                continue
+            if not _matches(value, hint):
+                raise TypeError(f"{function.__qualname__}(): incompatible function arguments: "
+                                f"{name} must be {hint}, not {type(value).__name__}")
+        return function(*args, **kwargs)
+
+    return checked
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        return any(_matches(value, h) for h in typing.get_args(hint) if h is not type(None))
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if hint is int:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    return isinstance(value, hint)
 
 
 def _memory(buffer: Any) -> np.ndarray:
@@ -44,40 +87,138 @@ def _memory(buffer: Any) -> np.ndarray:
         return strict_xp.backing(buffer)
     if DEVICE_ONLY:
         raise TypeError(f"nvCOMP takes device buffers, not {type(buffer)}")
+    if not hasattr(buffer, "__array_interface__") and not hasattr(buffer, "__dlpack__"):
+        raise TypeError(f"{type(buffer).__name__} exposes no __cuda_array_interface__, "
+                        "__array_interface__ or __dlpack__")
     return np.asarray(buffer)
 
 
-def _address(array: Any) -> int:
-    interface = getattr(array, "__cuda_array_interface__", None) or array.__array_interface__
-    return int(interface["data"][0])
+def _address(array: np.ndarray) -> int:
+    return int(array.__array_interface__["data"][0])
 
 
-@dataclass
+class BitstreamKind:
+    NVCOMP_NATIVE = "native"
+    RAW = "raw"
+    WITH_UNCOMPRESSED_SIZE = "with-size"
+
+
+class CudaStream:
+    """What nvCOMP hands an allocator: the stream (as `ptr`) the allocation is for."""
+
+    def __init__(self, ptr: int) -> None:
+        self.ptr = ptr
+
+
+class Array:
+    """One buffer (a view of device memory)."""
+
+    def __init__(self, src_object: object, cuda_stream: int = 0) -> None:
+        self._view = _memory(src_object).reshape(-1).view(np.uint8)
+
+    @property
+    def buffer_size(self) -> int:
+        return int(self._view.size)
+
+
 class BatchArray:
-    views: list[np.ndarray]
-    buffer_sizes: list[int]
+    """A batch of buffers; `buffer_sizes` is a property (a list of ints), as the real one."""
+
+    def __init__(self, views: list[np.ndarray], sizes: list[int]) -> None:
+        self._views = views
+        self._sizes = sizes
+
+    @property
+    def buffer_sizes(self) -> list[int]:
+        return list(self._sizes)
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def __getitem__(self, index: int) -> Array:
+        return Array(self._views[index][: self._sizes[index]])
 
 
-def as_arrays(buffer: Any, offsets: list[int], sizes: list[int], cuda_stream: int = 0
+class CompressConfig:
+    def __init__(self, sizes: list[int]) -> None:
+        self.sizes = sizes
+
+
+class DecompressConfig:
+    def __init__(self, sizes: list[int] | None) -> None:
+        self.sizes = sizes
+
+
+@_typed
+def as_array(source: object, cuda_stream: int = 0) -> Array:
+    return Array(source, cuda_stream)
+
+
+@_typed
+def as_arrays(buffer: object, offsets: list[int], sizes: list[int], cuda_stream: int = 0
               ) -> BatchArray:
     flat = _memory(buffer).reshape(-1).view(np.uint8)
-    if any(o < 0 or o + s > flat.size for o, s in zip(offsets, sizes, strict=True)):
+    if len(offsets) != len(sizes):
+        raise ValueError("as_arrays: offsets and sizes differ in length")
+    if any(o < 0 or s < 0 or o + s > flat.size for o, s in zip(offsets, sizes, strict=True)):
         raise ValueError("as_arrays: an entry lies outside the buffer")
     views = [flat[o : o + s] for o, s in zip(offsets, sizes, strict=True)]
     return BatchArray(views, list(sizes))
 
 
+_allocator: Callable[[int, CudaStream], Any] | None = None
+#: scratch allocations still to succeed before nvCOMP's own allocator fails (None: never)
+fail_allocations: int | None = None
+
+
+@_typed
+def set_device_allocator(allocator: object = None) -> None:
+    global _allocator
+    _allocator = allocator  # type: ignore[assignment]
+
+
+def _scratch(nbytes: int, stream: int) -> Any:
+    """A scratch allocation the way nvCOMP makes one: through the allocator set, else its
+    own (cudaMalloc), whose failure is a RuntimeError."""
+    global fail_allocations
+    if _allocator is not None:
+        block = _allocator(nbytes, CudaStream(stream))
+        if not isinstance(getattr(block, "ptr", None), int):
+            raise TypeError("the allocator's result has no integer `ptr`")
+        return block
+    if fail_allocations is not None:
+        if fail_allocations <= 0:
+            fail_allocations = None
+            raise RuntimeError("CUDA Runtime API failure: out of memory : code=2.")
+        fail_allocations -= 1
+    return None
+
+
 def _inflate(data: bytes, wbits: int, capacity: int) -> bytes:
     d = zlib.decompressobj(wbits=wbits)
-    out = d.decompress(data, capacity)
+    try:
+        out = d.decompress(data, capacity)
+    except zlib.error as e:
+        raise RuntimeError(f"Could not perform decompression: {e}") from e
     if d.unconsumed_tail:
-        raise ValueError("decoded data does not fit its output buffer")
+        raise ValueError("output too small")
     return out
 
 
 def _decode_one(algorithm: str, data: bytes, capacity: int) -> bytes:
     if algorithm == "Zstd":
-        return zstandard.ZstdDecompressor().decompress(data, max_output_size=capacity)
+        try:
+            frame = zstandard.frame_content_size(data)
+        except zstandard.ZstdError as e:
+            raise RuntimeError(f"Could not perform decompression: {e}") from e
+        if frame > capacity:
+            raise ValueError("output too small")
+        try:
+            return zstandard.ZstdDecompressor().decompress(data, max_output_size=capacity)
+        except zstandard.ZstdError as e:
+            if "too small" in str(e) or "does not fit" in str(e):
+                raise ValueError("output too small") from e
+            raise RuntimeError(f"Could not perform decompression: {e}") from e
     if algorithm == "Deflate":
         return _inflate(data, -15, capacity)
     if algorithm == "Gzip":
@@ -85,7 +226,10 @@ def _decode_one(algorithm: str, data: bytes, capacity: int) -> bytes:
     if algorithm == "LZ4":  # a raw LZ4 block; numcodecs' frame is a 4-byte size + the block
         from numcodecs import LZ4
 
-        return bytes(LZ4().decode(int(capacity).to_bytes(4, "little") + data))
+        try:
+            return bytes(LZ4().decode(int(capacity).to_bytes(4, "little") + data))
+        except RuntimeError as e:
+            raise RuntimeError(f"Could not perform decompression: {e}") from e
     raise NotImplementedError(f"the double has no {algorithm}")
 
 
@@ -103,59 +247,94 @@ def _encode_one(algorithm: str, data: bytes) -> bytes:
 
 
 class Codec:
-    """Records each call, so tests can count batches and launches."""
+    """Records each call, so tests can count batches, launches and synchronizations."""
 
     calls: ClassVar[list[tuple[str, int]]] = []
+    #: decodes that had no decompression_config (each a stream synchronization)
+    syncs: ClassVar[int] = 0
+    #: RAW LZ4/Deflate streams walked once more to find their sizes (no config given)
+    size_passes: ClassVar[int] = 0
 
-    def __init__(self, algorithm: str = "", bitstream_kind: str = BitstreamKind.NVCOMP_NATIVE,
-                 **kwargs: Any) -> None:
-        if bitstream_kind != BitstreamKind.RAW:
+    def __init__(self, **kwargs: Any) -> None:
+        known = {"algorithm", "device_id", "cuda_stream", "uncomp_chunk_size",
+                 "bitstream_kind", "execution_policy", "checksum_policy",
+                 "decompress_backend", "use_de_sort", "data_type", "bitshuffle_mode"}
+        unknown = set(kwargs) - known
+        if unknown:
+            raise TypeError(f"Codec(): unknown options {sorted(unknown)}")
+        if kwargs.get("bitstream_kind") != BitstreamKind.RAW:
             raise ValueError("cuzarr must ask for RAW bitstreams")
-        self.algorithm = algorithm
+        self.algorithm = str(kwargs.get("algorithm", ""))
+        self.stream = int(kwargs.get("cuda_stream", 0))
 
     def get_required_decompression_alignment(self) -> int:
-        return ALIGNMENT[self.algorithm]
+        return DECOMPRESSION_ALIGNMENT.get(self.algorithm, 16)
 
-    def get_max_comp_buffer_size(self, size: int) -> int:
+    def get_required_compression_alignment(self) -> int:
+        return COMPRESSION_ALIGNMENT.get(self.algorithm, 16)
+
+    @_typed
+    def get_max_comp_buffer_size(self, source: Array) -> int:
+        size = source.buffer_size
         if self.algorithm == "Zstd":
             return len(zstandard.ZstdCompressor().compress(b"")) + size + size // 128 + 64
-        if self.algorithm == "Deflate":  # zlib's deflateBound for a raw stream
-            return size + (size >> 12) + (size >> 14) + (size >> 25) + 7
+        if self.algorithm == "Deflate":  # nvCOMP's own bound is about 2.26x the input
+            return size * 226 // 100 + 64
         if self.algorithm == "LZ4":  # LZ4_compressBound
             return size + size // 255 + 16
         raise NotImplementedError(f"the double does not compress {self.algorithm}")
 
-    def encode(self, srcs: BatchArray, out: BatchArray | None = None,
-               compression_config: Any = None) -> BatchArray:
-        if out is None or len(out.views) != len(srcs.views):
+    @_typed
+    def compression_config(self, uncompressed_sizes: list[int]) -> CompressConfig:
+        if not uncompressed_sizes or any(s <= 0 for s in uncompressed_sizes):
+            raise ValueError("compression_config: sizes must be non-empty and positive")
+        return CompressConfig(list(uncompressed_sizes))
+
+    @_typed
+    def decompression_config(self, compression_config: CompressConfig) -> DecompressConfig:
+        return DecompressConfig(list(compression_config.sizes))
+
+    def _aligned(self, views: list[np.ndarray], align: int) -> None:
+        if any(_address(v) % align for v in views):
+            raise ValueError(f"{self.algorithm}: buffers must be {align}-byte aligned")
+
+    @_typed
+    def encode(self, srcs: BatchArray, out: object = None,
+               compression_config: CompressConfig | None = None) -> BatchArray:
+        if not isinstance(out, BatchArray) or len(out) != len(srcs):
             raise ValueError("cuzarr passes a preallocated output batch of the same length")
-        align = ALIGNMENT[self.algorithm]
-        Codec.calls.append((f"{self.algorithm}-encode", len(srcs.views)))
+        self._aligned(srcs._views + out._views, self.get_required_compression_alignment())
+        Codec.calls.append((f"{self.algorithm}-encode", len(srcs)))
+        _scratch(1 << 20, self.stream)
         sizes = []
-        for src, dst in zip(srcs.views, out.views, strict=True):
-            if _address(src) % align or _address(dst) % align:
-                raise ValueError(f"{self.algorithm}: buffers must be {align}-byte aligned")
+        for src, dst in zip(srcs._views, out._views, strict=True):
             if src.size > MAX_CHUNK[self.algorithm]:
                 raise ValueError(f"{self.algorithm}: {src.size} bytes is above the largest "
                                  f"chunk nvCOMP compresses ({MAX_CHUNK[self.algorithm]})")
             frame = _encode_one(self.algorithm, src.tobytes())
             if len(frame) > dst.size:
-                raise ValueError("compressed data does not fit its output buffer")
+                raise ValueError("output too small")
             dst[: len(frame)] = np.frombuffer(frame, dtype=np.uint8)
             sizes.append(len(frame))
-        return BatchArray(out.views, sizes)
+        return BatchArray(out._views, sizes)
 
-    def decode(self, srcs: BatchArray, data_type: str = "", out: BatchArray | None = None,
-               decompression_config: Any = None) -> BatchArray:
-        if out is None or len(out.views) != len(srcs.views):
+    @_typed
+    def decode(self, srcs: BatchArray, data_type: str = "", out: object = None,
+               decompression_config: DecompressConfig | None = None) -> BatchArray:
+        if not isinstance(out, BatchArray) or len(out) != len(srcs):
             raise ValueError("cuzarr passes a preallocated output batch of the same length")
-        align = ALIGNMENT[self.algorithm]
-        Codec.calls.append((self.algorithm, len(srcs.views)))
+        self._aligned(srcs._views + out._views, self.get_required_decompression_alignment())
+        if decompression_config is None:
+            Codec.syncs += 1
+            if self.algorithm in ("LZ4", "Deflate"):
+                Codec.size_passes += len(srcs)
+        elif len(decompression_config.sizes) != len(srcs):
+            raise ValueError("decompression_config is for a batch of another length")
+        Codec.calls.append((self.algorithm, len(srcs)))
+        _scratch(1 << 20, self.stream)
         sizes = []
-        for src, dst in zip(srcs.views, out.views, strict=True):
-            if _address(src) % align or _address(dst) % align:
-                raise ValueError(f"{self.algorithm}: buffers must be {align}-byte aligned")
-            decoded = _decode_one(self.algorithm, src.tobytes(), dst.size)
+        for src, dst, size in zip(srcs._views, out._views, srcs._sizes, strict=True):
+            decoded = _decode_one(self.algorithm, src[:size].tobytes(), dst.size)
             dst[: len(decoded)] = np.frombuffer(decoded, dtype=np.uint8)
             sizes.append(len(decoded))
-        return BatchArray(out.views, sizes)
+        return BatchArray(out._views, sizes)

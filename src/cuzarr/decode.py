@@ -59,12 +59,21 @@ def decode_fixed(
             raise ChunkDecodeError(
                 keys[i], f"stored {int(current.sizes[i])} bytes, expected {layout.nbytes}"
             )
-    if not current.is_fixed(layout.nbytes):
-        rows = current.offsets[:, None] + np.arange(layout.nbytes)[None, :]
-        slab = current.slab[device.xp.asarray(rows.reshape(-1))] if n else current.slab[:0]
-    else:
-        slab = current.slab
+    slab = current.slab if current.is_fixed(layout.nbytes) else _packed(current, layout.nbytes,
+                                                                          device)
     return device.arrays_from_slab(layout, slab, n)
+
+
+def _packed(batch: ByteBatch, nbytes: int, device: Device) -> Any:
+    """Items of `nbytes` each laid end to end: one range copy (one launch on the cuda
+    device), with no per-byte index (8x the data)."""
+    n = len(batch)
+    slab = device.xp.empty(n * nbytes, dtype=np.uint8)
+    if n:
+        device.copy_ranges(batch.slab, slab, batch.offsets,
+                           np.arange(n, dtype=np.int64) * nbytes,
+                           np.full(n, nbytes, dtype=np.int64))
+    return slab
 
 
 def encode_fixed(chain: FixedChain, arrays: Any, device: Device, threads: int) -> ByteBatch:

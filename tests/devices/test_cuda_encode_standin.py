@@ -104,13 +104,25 @@ def test_device_frames_decode_on_the_device(standin: CudaDevice, name: str) -> N
 
 
 def test_chunks_above_nvcomps_largest_take_the_host_path(standin: CudaDevice) -> None:
-    """nvCOMP deflates at most 64 KiB as one chunk: a batch with a larger item is
-    compressed on the host (counted) and still decodes."""
-    raws = _items([100, 70_000], 5)
-    out = standin.encode_stage(GzipStage(), ByteBatch.from_buffers(raws), 1)
-    assert [gzip.decompress(bytes(out.item(i))) for i in range(2)] == raws
-    assert standin.host_fallbacks == {"gzip encode": 1}
+    """nvCOMP 6.0 compresses at most 16 MiB as one LZ4 chunk: a batch with a larger item
+    is compressed on the host (counted) and still decodes."""
+    raws = _items([100, (16 << 20) + 1], 5)
+    out = standin.encode_stage(Lz4Stage(numcodecs.LZ4()), ByteBatch.from_buffers(raws), 1)
+    assert [bytes(numcodecs.LZ4().decode(bytes(out.item(i)))) for i in range(2)] == raws
+    assert standin.host_fallbacks == {"lz4 encode": 1}
     assert not any(call[0].endswith("-encode") for call in nvcomp_double.Codec.calls)
+
+
+def test_deflate_chunks_up_to_2_gib_compress_on_the_device(standin: CudaDevice) -> None:
+    """nvCOMP 6.0 deflates chunks up to 2 GiB (its headers): gzip and zlib chunks over
+    64 KiB no longer take the host."""
+    raws = _items([100, 70_000, 1 << 20], 5)
+    for stage, unpack in ((GzipStage(), gzip.decompress), (ZlibStage(), zlib.decompress)):
+        out = standin.encode_stage(stage, ByteBatch.from_buffers(raws), 1)
+        assert [unpack(bytes(out.item(i))) for i in range(3)] == raws
+    assert standin.host_fallbacks == {}
+    assert [c for c in nvcomp_double.Codec.calls if c[0] == "Deflate-encode"] == [
+        ("Deflate-encode", 3), ("Deflate-encode", 3)]
 
 
 def test_lz4_decodes_on_the_device(standin: CudaDevice) -> None:

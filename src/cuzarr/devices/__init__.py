@@ -8,24 +8,34 @@ from cuzarr.devices.base import Device
 from cuzarr.devices.cpu import CpuDevice
 from cuzarr.errors import DeviceUnavailableError
 
-__all__ = ["CpuDevice", "Device", "cuda_available", "require_cuda", "select_device"]
+__all__ = ["CpuDevice", "Device", "cuda_available", "kvikio_status", "require_cuda",
+           "select_device"]
 
-_CUDA_PACKAGES = ("cupy", "nvidia.nvcomp", "kvikio")
+#: what the cuda device cannot run without; kvikio (GPUDirect Storage reads) is optional
+_CUDA_PACKAGES = ("cupy", "nvidia.nvcomp")
+
+
+def _import_error(module: str) -> str | None:
+    """Why `module` cannot be imported here (None when it can). A real import, not a
+    lookup: a package can be found yet fail to load (kvikio without rapids-logger or
+    libcufile, nvCOMP without its library)."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    return None
 
 
 def _missing_cuda_parts() -> list[str]:
     """What the cuda device needs and this environment lacks (empty when it can run)."""
-    import importlib.util
-
     missing = []
     for module in _CUDA_PACKAGES:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            missing.append(module)
-    if "cupy" not in missing:
+        error = _import_error(module)
+        if error is not None:
+            missing.append(f"{module} ({error})")
+    if not missing:
         try:
             import cupy
 
@@ -34,6 +44,12 @@ def _missing_cuda_parts() -> list[str]:
         except Exception as e:  # a broken CUDA install surfaces here
             missing.append(f"a working cupy ({type(e).__name__}: {e})")
     return missing
+
+
+def kvikio_status() -> str | None:
+    """None when kvikio loads here (LocalStore reads go straight to device memory), else
+    why not (the cuda device then reads through pinned host memory)."""
+    return _import_error("kvikio")
 
 
 def cuda_available() -> bool:
@@ -59,6 +75,8 @@ def _is_host_array(array: Any) -> bool:
 
 
 _cuda: Device | None = None
+#: kvikio's thread pool width the cuda device asks for (its default is 1)
+KVIKIO_THREADS = 16
 
 
 def _cuda_device() -> Device:
@@ -70,24 +88,37 @@ def _cuda_device() -> Device:
         from nvidia import nvcomp
 
         from cuzarr.devices.cuda import CudaDevice
-        from cuzarr.devices.nvcomp_backend import NvcompBackend
+        from cuzarr.devices.nvcomp_backend import NvcompBackend, cupy_allocator
+        from cuzarr.devices.pinned import PinnedPool, cupy_pinned
         from cuzarr.kernels.launch import CupyLauncher
 
+        nvcomp.set_device_allocator(cupy_allocator(cupy))  # nvCOMP's scratch from cupy's pool
         backend = NvcompBackend(nvcomp, stream=lambda: cupy.cuda.get_current_stream().ptr)
-        import kvikio
-
-        _cuda = CudaDevice(cupy, backend, CupyLauncher(), kvikio=kvikio,
+        _cuda = CudaDevice(cupy, backend, CupyLauncher(), kvikio=_kvikio(),
                            out_of_memory=(cupy.cuda.memory.OutOfMemoryError,),
-                           new_stream=cupy.cuda.Stream, pinned=_pinned_empty)
+                           new_stream=cupy.cuda.Stream,
+                           pinned=PinnedPool(cupy_pinned(cupy)).empty)
     return _cuda
 
 
-def _pinned_empty(nbytes: int) -> Any:
-    """Page-locked host memory from cupy's pinned memory pool (blocks are reused, not
-    freed back to the system)."""
-    import cupyx
+def _kvikio() -> Any:
+    """kvikio, its thread pool sized, where it loads; None (with one log line) where not."""
+    import logging
 
-    return cupyx.empty_pinned((nbytes,), dtype="uint8")
+    why = kvikio_status()
+    if why is not None:
+        logging.getLogger("cuzarr").warning(
+            "cuzarr: kvikio does not load here (%s); LocalStore reads go through pinned host "
+            "memory (install cuzarr[gds13] or cuzarr[gds12] for GPUDirect Storage)", why)
+        return None
+    import os
+
+    import kvikio
+
+    from cuzarr.io.device import size_kvikio_pool
+
+    size_kvikio_pool(kvikio, min(KVIKIO_THREADS, 2 * (os.cpu_count() or 1)))
+    return kvikio
 
 
 def select_device(array: Any, device: str) -> Device:

@@ -58,6 +58,12 @@ class Device(Protocol):
         """The array behind a zarr NDBuffer, in this device's array module."""
         ...
 
+    def copy_ranges(self, src: Any, dst: Any, src_at: np.ndarray, dst_at: np.ndarray,
+                    sizes: np.ndarray) -> None:
+        """src[src_at[i] : +sizes[i]] -> dst[dst_at[i] :] for every i (one kernel launch on
+        the cuda device), without an index array as large as the data."""
+        ...
+
     def local_reader(self, store: Any) -> Any:
         """A reader of `store` straight into this device's memory (kvikio), or None for the
         host reader plus `to_device`."""

@@ -71,7 +71,9 @@ def decode_blosc(device: Any, batch: ByteBatch, host_slab: np.ndarray,
             starts, sizes = starts + 2, sizes - 6
         try:
             decoded = device._nvcomp(algorithm, ByteBatch(batch.slab, starts, sizes),
-                                     plan.split_size[pick], exact=True)
+                                     plan.split_size[pick], exact=True, host=_to_host)
+        except _HostDecodes:
+            return None  # nvCOMP refused a stream: the host decodes (or names) the batch
         except StageError as e:
             raise StageError(int(plan.split_chunk[pick[e.index]]),
                              f"blosc {name} stream: {e.reason}") from e
@@ -90,6 +92,14 @@ def decode_blosc(device: Any, batch: ByteBatch, host_slab: np.ndarray,
           plan.nbytes[mem])
     _unshuffle(device, plan, tmp, out, out_offsets)
     return ByteBatch(out, out_offsets, plan.nbytes.astype(np.int64))
+
+
+class _HostDecodes(Exception):
+    """nvCOMP refused some stream of the batch: the whole batch goes to the host."""
+
+
+def _to_host() -> ByteBatch:
+    raise _HostDecodes
 
 
 def _code_of(name: str) -> int:

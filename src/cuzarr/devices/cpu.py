@@ -46,6 +46,11 @@ class CpuDevice:
     def local_reader(self, store: Any) -> Any:
         return None
 
+    def copy_ranges(self, src: Any, dst: Any, src_at: np.ndarray, dst_at: np.ndarray,
+                    sizes: np.ndarray) -> None:
+        for s, d, n in zip(src_at.tolist(), dst_at.tolist(), sizes.tolist(), strict=True):
+            dst[d : d + n] = src[s : s + n]
+
     def arrays_from_slab(self, layout: Any, slab: Any, count: int) -> Any:
         return layout.arrays_from_slab(slab, count)
 

@@ -29,7 +29,7 @@ from cuzarr.codecs.bytes_to_bytes import (
     ZstdStage,
 )
 from cuzarr.devices.headers import check_gzip, check_zlib, check_zstd
-from cuzarr.devices.nvcomp_backend import NvcompBackend
+from cuzarr.devices.nvcomp_backend import NvcompBackend, NvcompOutOfMemory, NvcompRefused
 from cuzarr.errors import ChecksumError
 from cuzarr.kernels import launch
 from cuzarr.kernels.reference import box_tasks, byte_ranges
@@ -75,13 +75,16 @@ class CudaDevice:
         slabs; None uses plain numpy memory."""
         self.xp = xp
         self.pinned = pinned
-        self.out_of_memory = out_of_memory
+        #: nvCOMP's own allocation failures split a tile like the array module's do
+        self.out_of_memory = (*out_of_memory, NvcompOutOfMemory)
         self.new_stream = new_stream
         self._streams = threading.local()
         self.backend = backend
         self.launcher = launcher
         self.kvikio = kvikio
         self.host_fallbacks: dict[str, int] = {}
+        #: batches nvCOMP refused (then checked, or compressed, on the host), by algorithm
+        self.refusals: dict[str, int] = {}
         #: bytes moved between host and device, by kind (h2d, d2h, d2h-output, fallback)
         self.transfers: dict[str, int] = {}
         #: writes whose value went to the chunks selection by selection (not views)
@@ -122,9 +125,15 @@ class CudaDevice:
         is synchronized (outside a tile, the copy is waited for here), so a pool cannot hand
         its memory out again while the copy still reads it."""
         device = self.xp.empty(host.size, dtype=np.uint8)
-        if not hasattr(device, "set"):  # numpy standing in for cupy: a plain copy
+        self.upload_into(device, host)
+        return device
+
+    def upload_into(self, device: Any, host: np.ndarray) -> None:
+        """Copy a host buffer into an existing device buffer of its size, as `_upload`
+        does (asynchronous from pinned memory; the host buffer held until the tile ends)."""
+        if not hasattr(device, "set"):  # numpy standing in for cupy
             device[...] = host
-            return device
+            return
         stream = self.xp.cuda.get_current_stream()
         device.set(host, stream=stream)
         held = getattr(self._streams, "held", None)
@@ -132,7 +141,6 @@ class CudaDevice:
             stream.synchronize()
         else:
             held.append(host)
-        return device
 
     # -- moving slabs ------------------------------------------------------------------------
 
@@ -146,7 +154,7 @@ class CudaDevice:
             return None
         from cuzarr.io.device import KvikioReader
 
-        return KvikioReader(self.kvikio, self.xp, root, in_flight=self.tiles_in_flight or 1)
+        return KvikioReader(self.kvikio, self, root, in_flight=self.tiles_in_flight or 1)
 
     def to_device(self, host: ByteBatch) -> DeviceBatch:
         """One host-to-device copy per wave (the slab from the io phase); batches read
@@ -204,26 +212,30 @@ class CudaDevice:
             if expected is None and bool((declared < 0).any()):
                 return self._host_stage(stage, batch, expected, threads)
             capacity = np.full(n, expected) if expected is not None else declared
-            return self._nvcomp("Zstd", batch, capacity, exact=expected is not None)
+            return self._nvcomp("Zstd", batch, capacity, exact=expected is not None,
+                                host=lambda: self._host_stage(stage, batch, expected, threads))
         if isinstance(stage, GzipStage) and expected is not None:
             try:
                 check_gzip(self._bytes(batch, _HEAD, tail=False),
                            self._bytes(batch, 4, tail=True), batch.sizes, expected)
             except StageError:
                 return self._host_stage(stage, batch, expected, threads)
-            return self._nvcomp("Gzip", batch, np.full(n, expected), exact=True)
+            return self._nvcomp("Gzip", batch, np.full(n, expected), exact=True,
+                                host=lambda: self._host_stage(stage, batch, expected, threads))
         if isinstance(stage, ZlibStage) and expected is not None:
             try:
                 check_zlib(self._bytes(batch, _HEAD, tail=False), batch.sizes)
             except StageError:
                 return self._host_stage(stage, batch, expected, threads)
             inner = ByteBatch(batch.slab, batch.offsets + 2, batch.sizes - 6)
-            return self._nvcomp("Deflate", inner, np.full(n, expected), exact=True)
+            return self._nvcomp("Deflate", inner, np.full(n, expected), exact=True,
+                                host=lambda: self._host_stage(stage, batch, expected, threads))
         if isinstance(stage, Lz4Stage):
             declared = stage.declared_sizes(self._bytes(batch, 4, tail=False), batch.sizes,
                                             expected)
             inner = ByteBatch(batch.slab, batch.offsets + 4, batch.sizes - 4)
-            return self._nvcomp("LZ4", inner, declared, exact=True)
+            return self._nvcomp("LZ4", inner, declared, exact=True,
+                                host=lambda: self._host_stage(stage, batch, expected, threads))
         if isinstance(stage, Crc32cStage):
             return self._crc32c(stage, batch, expected)
         if isinstance(stage, BloscStage):
@@ -277,21 +289,29 @@ class CudaDevice:
         largest = int(packed.sizes.max())
         if largest > self.backend.max_chunk(algorithm) or bool((packed.sizes == 0).any()):
             return None
-        align = self.backend.alignment(algorithm)
+        align = self.backend.compression_alignment(algorithm)
         src = self._aligned(packed, align)
         n = len(src)
         heads = head(src) if head is not None else None
         tails = tail(src) if tail is not None else None
         h = 0 if heads is None else int(heads.shape[1])
         t = 0 if tails is None else int(tails.shape[1])
-        bound = self.backend.max_compressed_size(algorithm, largest)
+        at = int(src.offsets[int(np.argmax(src.sizes))])
+        bound = self.backend.max_compressed_size(algorithm, src.slab[at : at + largest])
         out_align = max(align, _OUT_ALIGN)
         stride = -(-(h + bound + t) // out_align) * out_align
         data_at = -(-h // out_align) * out_align + np.arange(n, dtype=np.int64) * stride
         out = self.xp.empty(int(data_at[-1]) + stride, dtype=np.uint8)
         capacity = np.full(n, bound, dtype=np.int64)
-        sizes = self.backend.encode(algorithm, src.slab, src.offsets, src.sizes, out, data_at,
-                                    capacity)
+        try:
+            sizes = self.backend.encode(algorithm, src.slab, src.offsets, src.sizes, out,
+                                        data_at, capacity)
+        except NvcompRefused as e:
+            logger.info("cuzarr: nvCOMP refused to compress a %s batch (%s); the host "
+                        "compresses it", algorithm, e)
+            self.refusals[f"{algorithm} encode"] = self.refusals.get(f"{algorithm} encode",
+                                                                     0) + 1
+            return None
         bad = np.flatnonzero((sizes <= 0) | (sizes > capacity))
         if bad.size:
             i = int(bad[0])
@@ -534,13 +554,25 @@ class CudaDevice:
             launch.box_copy(self.launcher, self.xp, src, dst, tasks, 1)
 
     def _nvcomp(self, algorithm: str, batch: ByteBatch, capacity: np.ndarray,
-                *, exact: bool) -> ByteBatch:
+                *, exact: bool, host: Callable[[], ByteBatch]) -> ByteBatch:
+        """One batched nvCOMP decode. A batch nvCOMP refuses (a damaged stream: real
+        nvCOMP raises, it does not say which item), or one with an empty item (nvCOMP's
+        configs take positive sizes only), is decoded by `host`, which names the damaged
+        item's key or returns the data exactly as zarr would read it."""
+        if bool((capacity <= 0).any()):
+            return host()
         align = self.backend.alignment(algorithm)
         src = self._aligned(batch, align)
         out_offsets, total = aligned_layout(capacity, align)
         out = self.xp.empty(total, dtype=np.uint8)
-        decoded = self.backend.decode(algorithm, src.slab, src.offsets, src.sizes, out,
-                                      out_offsets, capacity)
+        try:
+            decoded = self.backend.decode(algorithm, src.slab, src.offsets, src.sizes, out,
+                                          out_offsets, capacity)
+        except NvcompRefused as e:
+            logger.info("cuzarr: nvCOMP refused a %s batch (%s); checking it on the host",
+                        algorithm, e)
+            self.refusals[algorithm] = self.refusals.get(algorithm, 0) + 1
+            return host()
         bad = np.flatnonzero(decoded != capacity) if exact else np.flatnonzero(decoded > capacity)
         if bad.size:
             i = int(bad[0])
