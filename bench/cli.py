@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, default=600.0, metavar="S", help="per-measurement limit"
     )
+    parser.add_argument(
+        "--budget", type=float, metavar="S",
+        help="seconds the whole run may take: measurements not started by then are "
+        "recorded as cut (default: no limit)",
+    )
     parser.add_argument("-q", "--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -76,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         timeout=args.timeout,
         progress=not args.no_progress,
+        budget_s=args.budget,
     )
     try:
         options.validate()

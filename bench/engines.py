@@ -21,7 +21,9 @@ class Engine:
     peers. `gpu=True` engines read into and write from cupy arrays (zarr's enable_gpu);
     without a usable GPU they report themselves unavailable at the handshake. An engine
     with `pipeline_path=None` is not a zarr codec pipeline: tensorstore reads the store
-    itself.
+    itself. `setup` names a function the engine's package wants called before use (czarr
+    registers its GPU codec classes over zarr's that way); `install` says how to get the
+    package, for the reason given when it does not import.
     """
 
     name: str
@@ -30,11 +32,14 @@ class Engine:
     peer: bool = True
     gpu: bool = False
     settings: tuple[tuple[str, str], ...] = ()  # cuzarr.config settings for the engine
+    setup: str | None = None  # dotted path of a function called once at activation
+    install: str | None = None
 
 
 BATCHED = "zarr.core.codec_pipeline.BatchedCodecPipeline"
 FUSED = "zarr.core.codec_pipeline.FusedCodecPipeline"
 CUZARR = "cuzarr.PhasedCodecPipeline"
+CZARR = "czarr.pipeline.CzarrPipeline"
 
 ENGINES: dict[str, Engine] = {
     e.name: e
@@ -50,10 +55,14 @@ ENGINES: dict[str, Engine] = {
         Engine("fused-gpu", FUSED, gpu=True),
         Engine("zarrs", "zarrs.ZarrsCodecPipeline", ("zarrs",)),
         Engine("tensorstore", None, ("tensorstore",)),
+        # czarr (PyPI `czarr`): zarr's BatchedCodecPipeline subclassed, with nvCOMP codecs
+        # registered over zarr's zstd/lz4/gzip/zlib/blosc/sharding by configure_gpu()
+        Engine("czarr", CZARR, ("czarr",), gpu=True, setup="czarr.configure_gpu",
+               install="pip install 'czarr[cu13]' (or czarr[cu12])"),
     )
 }
 
-VERSIONED_PACKAGES = ("zarr", "numcodecs", "numpy", "zarrs", "tensorstore", "cuzarr")
+VERSIONED_PACKAGES = ("zarr", "numcodecs", "numpy", "zarrs", "tensorstore", "cuzarr", "czarr")
 
 
 def get_engine(name: str) -> Engine:
@@ -78,18 +87,15 @@ def activate(engine: Engine) -> tuple[type[CodecPipeline] | None, list[str]]:
 
     Returns the pipeline class (None for a non-pipeline engine) and the broken plugins
     that had to be skipped.
-
-    Pipelines are normally registered through the `zarr.codec_pipeline` entry point.
-    A source checkout that is not pip-installed has no entry point, so a pipeline that
-    imports but is not registered gets registered under its configured path here.
     """
     if engine.gpu:
         require_gpu()
-    for module in engine.imports:
-        importlib.import_module(module)
+    import_modules(engine)
     skipped = skip_broken_plugins()
     if engine.pipeline_path is None:
         return None, skipped
+    if engine.setup:
+        call_dotted(engine.setup)
     if engine.settings:
         import cuzarr
 
@@ -99,15 +105,45 @@ def activate(engine: Engine) -> tuple[type[CodecPipeline] | None, list[str]]:
     if engine.gpu:
         zarr.config.enable_gpu()
     zarr.config.set({"codec_pipeline.path": engine.pipeline_path})
-    try:
-        return get_pipeline_class(), skipped
-    except BadConfigError:
-        module_name, _, attr = engine.pipeline_path.rpartition(".")
-        cls = getattr(importlib.import_module(module_name), attr)
-        if not (isinstance(cls, type) and issubclass(cls, CodecPipeline)):
-            raise TypeError(f"{engine.pipeline_path} is not a CodecPipeline subclass") from None
-        _pipeline_registry.register(cls, qualname=engine.pipeline_path)
-        return get_pipeline_class(), skipped
+    return pipeline_class(engine.pipeline_path), skipped
+
+
+def import_modules(engine: Engine) -> None:
+    """Import the engine's modules; one that is missing makes the engine unavailable with
+    a reason that says what to install."""
+    for module in engine.imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            hint = f"; install: {engine.install}" if engine.install else ""
+            raise RuntimeError(
+                f"{engine.name} needs {module}, which does not import here ({exc}){hint}"
+            ) from exc
+
+
+def call_dotted(path: str) -> None:
+    """Call the function at dotted `path` (module.attr) with no arguments."""
+    module_name, _, attr = path.rpartition(".")
+    getattr(importlib.import_module(module_name), attr)()
+
+
+def pipeline_class(path: str) -> type[CodecPipeline]:
+    """The codec pipeline class configured at `path`, registering it first if needed.
+
+    Pipelines are normally registered through the `zarr.codec_pipeline` entry point. A
+    source checkout that is not pip-installed has none, so a pipeline that imports but is
+    not registered gets registered under its path here.
+    """
+    with zarr.config.set({"codec_pipeline.path": path}):
+        try:
+            return get_pipeline_class()
+        except BadConfigError:
+            module_name, _, attr = path.rpartition(".")
+            cls = getattr(importlib.import_module(module_name), attr)
+            if not (isinstance(cls, type) and issubclass(cls, CodecPipeline)):
+                raise TypeError(f"{path} is not a CodecPipeline subclass") from None
+            _pipeline_registry.register(cls, qualname=path)
+            return get_pipeline_class()
 
 
 def skip_broken_plugins() -> list[str]:

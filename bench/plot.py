@@ -8,17 +8,20 @@ from typing import Any
 import numpy as np
 
 
-def plot_results(results: dict[str, Any], path: Path) -> Path:
+def plot_results(results: dict[str, Any], path: Path) -> Path | None:
     """Grouped horizontal bars of GB/s (log scale: engines differ by orders of magnitude
-    on small chunks). Engines that failed or could not run get no bar."""
+    on small chunks). Engines that failed or could not run get no bar; a run with no
+    result at all (everything cut by its time budget, say) gets no plot."""
+    entries = results["summary"]
+    engines = list(dict.fromkeys(e["engine"] for e in entries if e["status"] == "ok"))
+    if not engines:
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    entries = results["summary"]
     ops = list(dict.fromkeys(e["op"] for e in entries))
-    engines = list(dict.fromkeys(e["engine"] for e in entries if e["status"] == "ok"))
     cells = {(e["workload"], e["op"], e["engine"]): e for e in entries}
     colors = plt.get_cmap("tab10")
     height = 0.8 / max(len(engines), 1)

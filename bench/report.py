@@ -12,6 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bench.budget import CUT
 from bench.engines import ENGINES
 
 ERROR_WIDTH = 110
@@ -218,6 +219,8 @@ def format_markdown(results: dict[str, Any]) -> str:
             row = [_cell(cells.get((workload, op, name))) for name in engines]
             lines.append(f"| {head} | " + " | ".join(row) + " |")
     notes = _notes(entries)
+    if meta.get("not_run"):
+        notes.append(f"- not run, past the time budget: {', '.join(meta['not_run'])}")
     if notes:
         lines += ["", "## Notes", "", *notes]
     return "\n".join(lines) + "\n"
@@ -226,7 +229,11 @@ def format_markdown(results: dict[str, Any]) -> str:
 def _notes(entries: list[dict[str, Any]]) -> list[str]:
     """One line per distinct engine problem: unavailable engines once, errors each."""
     notes: dict[str, None] = {}
+    cut = [f"{e['workload']} / {e['op']} / {e['engine']}" for e in entries
+           if e["status"] == CUT]
     for e in entries:
+        if e["status"] == CUT:
+            continue
         if e["status"] == "unavailable":
             notes[f"- {e['engine']}: unavailable: {_short(e['error'])}"] = None
         elif e["status"] != "ok":
@@ -234,4 +241,6 @@ def _notes(entries: list[dict[str, Any]]) -> list[str]:
                 f"- {e['workload']} / {e['op']} / {e['engine']}: {e['status']}: "
                 f"{_short(e['error'])}"
             ] = None
+    if cut:
+        notes["- cut (past the time budget): " + ", ".join(cut)] = None
     return list(notes)

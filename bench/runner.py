@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.budget import CUT, Deadline
 from bench.client import WorkerClient
 from bench.engines import ENGINES, get_engine, package_versions
 from bench.plot import plot_results
@@ -22,6 +23,7 @@ from bench.report import format_markdown, summarize, write_json
 from bench.workloads import all_workloads, get_workload, prepare
 
 OPS = ("read", "patches", "write")
+NO_DEADLINE = Deadline()
 DEFAULT_ROUNDS = 5
 QUICK_ROUNDS = 2
 # Engines that need a GPU; the others run everywhere.
@@ -41,6 +43,10 @@ class Options:
     out: str | None = None
     timeout: float = 600.0
     progress: bool = True
+    # seconds the run may take: past them no new measurement starts, and those not run
+    # are recorded with status "cut" (workloads not prepared by then are listed in
+    # meta["not_run"]); None: no limit
+    budget_s: float | None = None
 
     def resolved_workloads(self) -> list[str]:
         names = list(self.workloads) if self.workloads else list(all_workloads(self.quick))
@@ -62,6 +68,8 @@ class Options:
                 raise ValueError(f"unknown op {op!r}; choose from {', '.join(OPS)}")
         if self.n_rounds < 1:
             raise ValueError("rounds must be at least 1")
+        if self.budget_s is not None and self.budget_s < 0:
+            raise ValueError("budget_s must not be negative")
         self.resolved_workloads()
 
 
@@ -135,6 +143,8 @@ def run(options: Options) -> dict[str, Any]:
     """Run the suite and return the results dict (also written to OUT/results.json)."""
     options.validate()
     started = time.perf_counter()
+    deadline = Deadline.after(options.budget_s)
+    not_run: list[str] = []
     own_data = options.data is None
     data_root = Path(options.data or tempfile.mkdtemp(prefix="cuzarr-bench-data-"))
     data_root.mkdir(parents=True, exist_ok=True)
@@ -150,6 +160,9 @@ def run(options: Options) -> dict[str, Any]:
     progress = Progress(options, total)
     try:
         for wname in names:
+            if deadline.passed():
+                not_run.append(wname)
+                continue
             workload = get_workload(wname, options.quick)
             progress.note(f"preparing {wname}: {workload.describe()}")
             workloads[wname] = prepare(data_root, workload)
@@ -157,9 +170,11 @@ def run(options: Options) -> dict[str, Any]:
             base |= {"data": str(data_root), "scratch": str(scratch)}
             for op in options.ops:
                 workloads[wname].setdefault("op_nbytes", {})[op] = workload.op_nbytes(op)
-                warm_records, warm_errors = warm_up(clients, base, op, options, progress)
+                warm_records, warm_errors = warm_up(clients, base, op, options, progress,
+                                                    deadline)
                 measurements += warm_records
-                measurements += measure(clients, base, op, warm_errors, options, progress)
+                measurements += measure(clients, base, op, warm_errors, options, progress,
+                                        deadline)
     finally:
         progress.close()
         for client in clients.values():
@@ -177,6 +192,7 @@ def run(options: Options) -> dict[str, Any]:
             "engines": engine_info(clients),
             "data_dir": None if own_data else str(data_root),
             "elapsed_s": round(time.perf_counter() - started, 1),
+            "not_run": not_run,
         },
         "workloads": workloads,
         "measurements": measurements,
@@ -209,6 +225,7 @@ def warm_up(
     op: str,
     options: Options,
     progress: Progress,
+    deadline: Deadline = NO_DEADLINE,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """One full, verified, untimed-for-stats op per engine before the rounds.
 
@@ -219,12 +236,12 @@ def warm_up(
     records: list[dict[str, Any]] = []
     errors: dict[str, dict[str, Any]] = {}
     for name, client in clients.items():
-        reply = client.request({"cmd": op, **base}, options.timeout)
+        reply = timed_request(client, {"cmd": op, **base}, options, deadline)
         record = {"workload": base["workload"], "op": op, "engine": name, "round": 0}
         records.append(record | reply | {"warmup": True})
         progress.step(records[-1], options.n_rounds)
         if reply["status"] != "ok":
-            prefix = "" if client.unavailable else "in warm-up: "
+            prefix = "" if client.unavailable or reply["status"] == CUT else "in warm-up: "
             errors[name] = {"status": reply["status"], "error": prefix + str(reply.get("error"))}
     return records, errors
 
@@ -236,6 +253,7 @@ def measure(
     warm_errors: dict[str, dict[str, Any]],
     options: Options,
     progress: Progress,
+    deadline: Deadline = NO_DEADLINE,
 ) -> list[dict[str, Any]]:
     """All rounds of one (workload, op); each round visits every engine once.
 
@@ -251,11 +269,20 @@ def measure(
             if name in warm_errors:
                 reply = warm_errors[name]
             else:
-                reply = clients[name].request({"cmd": op, **base}, options.timeout)
+                reply = timed_request(clients[name], {"cmd": op, **base}, options, deadline)
             record = {"workload": base["workload"], "op": op, "engine": name, "round": r + 1}
             records.append(record | reply)
             progress.step(records[-1], rounds)
     return records
+
+
+def timed_request(client: WorkerClient, message: dict[str, Any], options: Options,
+                  deadline: Deadline) -> dict[str, Any]:
+    """One request, or a "cut" reply without asking once the run's budget is spent; the
+    request's own timeout ends at the deadline too."""
+    if deadline.passed():
+        return {"status": CUT, "error": f"not run: past the run's {options.budget_s:g} s budget"}
+    return client.request(message, deadline.timeout(options.timeout))
 
 
 def progress_line(record: dict[str, Any], rounds: int) -> str:

@@ -30,11 +30,14 @@ import zarr
 from bench.engines import Engine, activate, get_engine
 from bench.workloads import DEFAULT_PIPELINE, Workload, array_path, get_workload, ref_path
 
-# zarr's own pipeline on host buffers: the judge of what every engine wrote.
+# zarr's own pipeline and codec classes on host buffers: the judge of what every engine
+# wrote. The codec classes are read before any engine is activated, since an engine's
+# setup may register its own over them (czarr does).
 CPU_DEFAULT = {
     "codec_pipeline.path": DEFAULT_PIPELINE,
     "buffer": "zarr.buffer.cpu.Buffer",
     "ndbuffer": "zarr.buffer.cpu.NDBuffer",
+    **{f"codecs.{name}": path for name, path in zarr.config.get("codecs").items()},
 }
 
 
@@ -67,7 +70,11 @@ class ZarrAccess:
         return handle[selection]
 
     def create(self, workload: Workload, path: Path) -> Any:
-        arr = workload.create(path)
+        """Create, then open the array as a user would: its codecs are then the classes
+        zarr's registry gives for the stored metadata (an engine's own, where it has
+        registered some), not the instances the workload created it with."""
+        workload.create(path)
+        arr = zarr.open_array(store=str(path), mode="r+")
         self._check_pipeline(arr)
         return arr
 
