@@ -81,7 +81,7 @@ def test_cuda_build_args_resolve_to_existing_extras() -> None:
     assert args["CUDA_MAJOR"] in majors, "the default CUDA_MAJOR has a base stage"
 
     installed = re.findall(r'--extra\s+"?([\w${}]+)"?', text)
-    assert "cuda${CUDA_MAJOR}" in installed and "bench" in installed, installed
+    assert "gds${CUDA_MAJOR}" in installed and "bench" in installed, installed
     for major in sorted(majors):
         for extra in installed:
             name = extra.replace("${CUDA_MAJOR}", major)

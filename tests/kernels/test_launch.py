@@ -135,24 +135,6 @@ def test_gpu_check_reports_what_is_missing(tmp_path: object) -> None:
     assert any(m.startswith("cupy (") for m in report["missing"])
 
 
-def test_gpu_check_suite_step(tmp_path: object) -> None:
-    """gpu-check's suite step runs the GPU engines through the bench runner; here (no GPU)
-    they come back unavailable with the reason, and the cpu engine beside them runs."""
-    import importlib.util
-    from pathlib import Path
-
-    if importlib.util.find_spec("cupy") is not None:
-        pytest.skip("cupy is installed; the GPU engines run for real there")
-    from bench import gpu_check
-
-    out = Path(str(tmp_path))
-    report = gpu_check._suite(out, 1, quick=True, workloads=("small-2KiB",))
-    status = {(e["op"], e["engine"]): e["status"] for e in report["summary"]}
-    assert status == {(op, engine): "ok" if engine == "cuzarr" else "unavailable"
-                      for op in ("read", "write") for engine in gpu_check.GPU_ENGINES}
-    assert (out / "suite" / "results.md").exists()
-
-
 @pytest.mark.parametrize("typesize", [3, 16, 24])
 def test_shuffles_tiled_and_wide_items(typesize: int) -> None:
     """Item sizes up to 16 take the tiled kernels, wider ones the one-thread-per-byte ones,
