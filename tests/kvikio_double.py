@@ -1,7 +1,7 @@
 """A test double of the kvikio calls cuzarr makes, held to kvikio 26.10's API
 (tests/test_stand_ins_match_real.py compares it with the real wheel's sources):
 `CuFile(file, flags="r")`, `pread(buf, size=None, file_offset=0, task_size=None)`
-returning an `IOFuture` whose `get()` is the bytes read, `close()`, and
+returning a `kvikio.cufile.IOFuture` whose `get()` is the bytes read, `close()`, and
 `defaults.get/set("num_threads" | "gds_threshold" | ...)`.
 
 It refuses what the real one refuses: a read past the end of the file raises
@@ -21,28 +21,45 @@ import numpy as np
 
 import strict_xp
 
+#: the double's records for the tests, which kvikio lacks (tests/test_stand_ins_match_real.py
+#: lets these, and only these, differ from kvikio)
+__test_only__ = ("CuFile.reads", "CuFile.opened")
+
 _settings: dict[str, Any] = {"num_threads": 1, "gds_threshold": 16384, "compat_mode": "ON",
                              "task_size": 4 << 20, "bounce_buffer_size": 16 << 20}
 
 
+_SET_USAGE = ("Valid arguments are kvikio.defaults.set(config: dict) or "
+              "kvikio.defaults.set(key: str, value: Any)")
+
+
 def _get(config_name: str) -> Any:
     if config_name not in _settings:
-        raise ValueError(f"unknown kvikio setting {config_name!r}")
+        raise KeyError(config_name)  # kvikio's property table lookup
     return _settings[config_name]
 
 
 def _set(*config: Any) -> None:
-    items = config[0].items() if len(config) == 1 else [config]
-    for key, value in items:
+    """kvikio.defaults.set(dict) or set(key, value): a malformed call is a ValueError,
+    an unknown name a KeyError, as kvikio's."""
+    if len(config) == 1 and isinstance(config[0], dict):
+        items = list(config[0].items())
+    elif len(config) == 2 and isinstance(config[0], str):
+        items = [config]
+    else:
+        raise ValueError(_SET_USAGE)
+    for key, _ in items:
         if key not in _settings:
-            raise ValueError(f"unknown kvikio setting {key!r}")
-        _settings[key] = value
+            raise KeyError(key)
+    _settings.update(items)
 
 
 defaults = types.SimpleNamespace(get=_get, set=_set)
 
 
-class IOFuture:
+class _IOFuture:
+    """kvikio.cufile.IOFuture: what `pread` gives (never built by callers)."""
+
     def __init__(self, count: int | None = None, error: BaseException | None = None) -> None:
         self._count = count
         self._error = error
@@ -63,12 +80,12 @@ class CuFile:
     def __init__(self, file: str | os.PathLike[str], flags: str = "r") -> None:
         if flags != "r":
             raise ValueError("cuzarr only reads through kvikio")
-        self.path = os.fspath(file)
-        self.fd = os.open(self.path, os.O_RDONLY)
+        self._path = os.fspath(file)
+        self._fd = os.open(self._path, os.O_RDONLY)
         CuFile.opened += 1
 
     def pread(self, buf: Any, size: int | None = None, file_offset: int = 0,
-              task_size: int | None = None) -> IOFuture:
+              task_size: int | None = None) -> _IOFuture:
         # kvikio reads into device or host buffers: a strict device array's memory, or numpy
         memory = strict_xp.backing(buf) if strict_xp.is_device(buf) else np.asarray(buf)
         view = memory.reshape(-1).view(np.uint8)
@@ -76,16 +93,16 @@ class CuFile:
         if size > view.size:
             raise ValueError("pread: size is larger than the buffer")
         address = int(view.__array_interface__["data"][0])
-        CuFile.reads.append((self.path, size, file_offset, address))
+        CuFile.reads.append((self._path, size, file_offset, address))
         error = None
-        if file_offset + size > os.fstat(self.fd).st_size:
+        if file_offset + size > os.fstat(self._fd).st_size:
             error = RuntimeError("POSIX error on pread: EOF")
         else:
-            data = os.pread(self.fd, size, file_offset)
+            data = os.pread(self._fd, size, file_offset)
             view[: len(data)] = np.frombuffer(data, dtype=np.uint8)
         if error is not None and size < int(_settings["gds_threshold"]):
             raise error  # small reads run inside pread, synchronously
-        return IOFuture(size, error)
+        return _IOFuture(size, error)
 
     def close(self) -> None:
-        os.close(self.fd)
+        os.close(self._fd)

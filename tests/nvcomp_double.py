@@ -22,6 +22,7 @@ are: zstd frames without a content size, raw deflate, raw LZ4 blocks (no size pr
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import typing
@@ -34,11 +35,16 @@ import zstandard
 
 import strict_xp
 
+#: the double's own data for the tests (switches, counters), which nvCOMP lacks;
+#: tests/test_stand_ins_match_real.py lets these, and only these, differ from nvCOMP
+__test_only__ = ("DEVICE_ONLY", "fail_allocations", "Codec.calls", "Codec.syncs",
+                 "Codec.size_passes")
+
 # nvcomp*Required{Decompression,Compression}Alignment, nvCOMP 6.0's headers
-DECOMPRESSION_ALIGNMENT = {"Zstd": 8, "Gzip": 8, "Deflate": 4, "LZ4": 4}
-COMPRESSION_ALIGNMENT = {"Zstd": 4, "Gzip": 8, "Deflate": 8, "LZ4": 4}
+_DECOMPRESSION_ALIGNMENT = {"Zstd": 8, "Gzip": 8, "Deflate": 4, "LZ4": 4}
+_COMPRESSION_ALIGNMENT = {"Zstd": 4, "Gzip": 8, "Deflate": 8, "LZ4": 4}
 # nvcomp*CompressionMaxAllowedChunkSize, nvCOMP 6.0's headers
-MAX_CHUNK = {"Zstd": (1 << 31) - 1, "Deflate": 1 << 31, "LZ4": 1 << 24}
+_MAX_CHUNK = {"Zstd": (1 << 31) - 1, "Deflate": 1 << 31, "LZ4": 1 << 24}
 
 #: set by the strict stand-in: buffers must be device arrays (nvCOMP's batched codecs
 #: read and write device memory only)
@@ -97,17 +103,27 @@ def _address(array: np.ndarray) -> int:
     return int(array.__array_interface__["data"][0])
 
 
-class BitstreamKind:
-    NVCOMP_NATIVE = "native"
-    RAW = "raw"
-    WITH_UNCOMPRESSED_SIZE = "with-size"
+class BitstreamKind(enum.Enum):
+    NVCOMP_NATIVE = 0
+    RAW = 1
+    WITH_UNCOMPRESSED_SIZE = 2
+
+
+def _built(cls: type, **fields: Any) -> Any:
+    """An instance of a class pybind11 gives no constructor ("No constructor defined!"):
+    only nvCOMP's own calls make them."""
+    obj = object.__new__(cls)
+    for name, value in fields.items():
+        setattr(obj, name, value)
+    return obj
 
 
 class CudaStream:
     """What nvCOMP hands an allocator: the stream (as `ptr`) the allocation is for."""
 
-    def __init__(self, ptr: int) -> None:
-        self.ptr = ptr
+    @property
+    def ptr(self) -> int:
+        return self._ptr
 
 
 class Array:
@@ -124,9 +140,8 @@ class Array:
 class BatchArray:
     """A batch of buffers; `buffer_sizes` is a property (a list of ints), as the real one."""
 
-    def __init__(self, views: list[np.ndarray], sizes: list[int]) -> None:
-        self._views = views
-        self._sizes = sizes
+    _views: list[np.ndarray]
+    _sizes: list[int]
 
     @property
     def buffer_sizes(self) -> list[int]:
@@ -140,13 +155,15 @@ class BatchArray:
 
 
 class CompressConfig:
-    def __init__(self, sizes: list[int]) -> None:
-        self.sizes = sizes
+    _sizes: list[int]
 
 
 class DecompressConfig:
-    def __init__(self, sizes: list[int] | None) -> None:
-        self.sizes = sizes
+    _sizes: list[int]
+
+
+def _batch(views: list[np.ndarray], sizes: list[int]) -> BatchArray:
+    return _built(BatchArray, _views=views, _sizes=sizes)
 
 
 @_typed
@@ -163,7 +180,7 @@ def as_arrays(buffer: object, offsets: list[int], sizes: list[int], cuda_stream:
     if any(o < 0 or s < 0 or o + s > flat.size for o, s in zip(offsets, sizes, strict=True)):
         raise ValueError("as_arrays: an entry lies outside the buffer")
     views = [flat[o : o + s] for o, s in zip(offsets, sizes, strict=True)]
-    return BatchArray(views, list(sizes))
+    return _batch(views, list(sizes))
 
 
 _allocator: Callable[[int, CudaStream], Any] | None = None
@@ -182,7 +199,7 @@ def _scratch(nbytes: int, stream: int) -> Any:
     own (cudaMalloc), whose failure is a RuntimeError."""
     global fail_allocations
     if _allocator is not None:
-        block = _allocator(nbytes, CudaStream(stream))
+        block = _allocator(nbytes, _built(CudaStream, _ptr=stream))
         if not isinstance(getattr(block, "ptr", None), int):
             raise TypeError("the allocator's result has no integer `ptr`")
         return block
@@ -264,39 +281,39 @@ class Codec:
             raise TypeError(f"Codec(): unknown options {sorted(unknown)}")
         if kwargs.get("bitstream_kind") != BitstreamKind.RAW:
             raise ValueError("cuzarr must ask for RAW bitstreams")
-        self.algorithm = str(kwargs.get("algorithm", ""))
-        self.stream = int(kwargs.get("cuda_stream", 0))
+        self._algorithm = str(kwargs.get("algorithm", ""))
+        self._stream = int(kwargs.get("cuda_stream", 0))
 
     def get_required_decompression_alignment(self) -> int:
-        return DECOMPRESSION_ALIGNMENT.get(self.algorithm, 16)
+        return _DECOMPRESSION_ALIGNMENT.get(self._algorithm, 16)
 
     def get_required_compression_alignment(self) -> int:
-        return COMPRESSION_ALIGNMENT.get(self.algorithm, 16)
+        return _COMPRESSION_ALIGNMENT.get(self._algorithm, 16)
 
     @_typed
     def get_max_comp_buffer_size(self, source: Array) -> int:
         size = source.buffer_size
-        if self.algorithm == "Zstd":
+        if self._algorithm == "Zstd":
             return len(zstandard.ZstdCompressor().compress(b"")) + size + size // 128 + 64
-        if self.algorithm == "Deflate":  # nvCOMP's own bound is about 2.26x the input
+        if self._algorithm == "Deflate":  # nvCOMP's own bound is about 2.26x the input
             return size * 226 // 100 + 64
-        if self.algorithm == "LZ4":  # LZ4_compressBound
+        if self._algorithm == "LZ4":  # LZ4_compressBound
             return size + size // 255 + 16
-        raise NotImplementedError(f"the double does not compress {self.algorithm}")
+        raise NotImplementedError(f"the double does not compress {self._algorithm}")
 
     @_typed
     def compression_config(self, uncompressed_sizes: list[int]) -> CompressConfig:
         if not uncompressed_sizes or any(s <= 0 for s in uncompressed_sizes):
             raise ValueError("compression_config: sizes must be non-empty and positive")
-        return CompressConfig(list(uncompressed_sizes))
+        return _built(CompressConfig, _sizes=list(uncompressed_sizes))
 
     @_typed
     def decompression_config(self, compression_config: CompressConfig) -> DecompressConfig:
-        return DecompressConfig(list(compression_config.sizes))
+        return _built(DecompressConfig, _sizes=list(compression_config._sizes))
 
     def _aligned(self, views: list[np.ndarray], align: int) -> None:
         if any(_address(v) % align for v in views):
-            raise ValueError(f"{self.algorithm}: buffers must be {align}-byte aligned")
+            raise ValueError(f"{self._algorithm}: buffers must be {align}-byte aligned")
 
     @_typed
     def encode(self, srcs: BatchArray, out: object = None,
@@ -304,19 +321,19 @@ class Codec:
         if not isinstance(out, BatchArray) or len(out) != len(srcs):
             raise ValueError("cuzarr passes a preallocated output batch of the same length")
         self._aligned(srcs._views + out._views, self.get_required_compression_alignment())
-        Codec.calls.append((f"{self.algorithm}-encode", len(srcs)))
-        _scratch(1 << 20, self.stream)
+        Codec.calls.append((f"{self._algorithm}-encode", len(srcs)))
+        _scratch(1 << 20, self._stream)
         sizes = []
         for src, dst in zip(srcs._views, out._views, strict=True):
-            if src.size > MAX_CHUNK[self.algorithm]:
-                raise ValueError(f"{self.algorithm}: {src.size} bytes is above the largest "
-                                 f"chunk nvCOMP compresses ({MAX_CHUNK[self.algorithm]})")
-            frame = _encode_one(self.algorithm, src.tobytes())
+            if src.size > _MAX_CHUNK[self._algorithm]:
+                raise ValueError(f"{self._algorithm}: {src.size} bytes is above the largest "
+                                 f"chunk nvCOMP compresses ({_MAX_CHUNK[self._algorithm]})")
+            frame = _encode_one(self._algorithm, src.tobytes())
             if len(frame) > dst.size:
                 raise ValueError("output too small")
             dst[: len(frame)] = np.frombuffer(frame, dtype=np.uint8)
             sizes.append(len(frame))
-        return BatchArray(out._views, sizes)
+        return _batch(out._views, sizes)
 
     @_typed
     def decode(self, srcs: BatchArray, data_type: str = "", out: object = None,
@@ -326,15 +343,15 @@ class Codec:
         self._aligned(srcs._views + out._views, self.get_required_decompression_alignment())
         if decompression_config is None:
             Codec.syncs += 1
-            if self.algorithm in ("LZ4", "Deflate"):
+            if self._algorithm in ("LZ4", "Deflate"):
                 Codec.size_passes += len(srcs)
-        elif len(decompression_config.sizes) != len(srcs):
+        elif len(decompression_config._sizes) != len(srcs):
             raise ValueError("decompression_config is for a batch of another length")
-        Codec.calls.append((self.algorithm, len(srcs)))
-        _scratch(1 << 20, self.stream)
+        Codec.calls.append((self._algorithm, len(srcs)))
+        _scratch(1 << 20, self._stream)
         sizes = []
         for src, dst, size in zip(srcs._views, out._views, srcs._sizes, strict=True):
-            decoded = _decode_one(self.algorithm, src[:size].tobytes(), dst.size)
+            decoded = _decode_one(self._algorithm, src[:size].tobytes(), dst.size)
             dst[: len(decoded)] = np.frombuffer(decoded, dtype=np.uint8)
             sizes.append(len(decoded))
-        return BatchArray(out._views, sizes)
+        return _batch(out._views, sizes)

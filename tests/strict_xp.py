@@ -40,10 +40,11 @@ import numpy as np
 
 __all__ = ["DeviceArray", "backing", "is_device", "kernel_arg", "module"]
 
-#: ndarray members cupy.ndarray does not have (host memory access)
+#: ndarray members cupy.ndarray does not have (host memory access, and numpy-only API)
 _HOST_ONLY = frozenset({"tobytes", "tostring", "tofile", "ctypes", "data", "__array_interface__",
                         "__array_struct__", "__buffer__", "byteswap", "newbyteorder",
-                        "setflags", "resize", "__index__"})
+                        "setflags", "resize", "__index__", "getfield", "setfield",
+                        "to_device"})
 _SCALARS = (bool, int, float, complex, np.generic, type(None))
 
 
@@ -65,9 +66,22 @@ class DeviceArray:
     __slots__ = ("__weakref__", "_a", "_base")
     __hash__ = None  # type: ignore[assignment]
 
-    def __init__(self, array: np.ndarray, base: DeviceArray | None = None) -> None:
-        self._a = _check_dtype(array)
-        self._base = base
+    def __init__(self, shape: Any, dtype: Any = float, memptr: Any = None, strides: Any = None,
+                 order: str = "C") -> None:
+        """cupy.ndarray(shape, ...): new (uninitialized) device memory; the stand-in
+        cannot view foreign device memory (memptr) or lay out strides by hand."""
+        if memptr is not None or strides is not None:
+            raise NotImplementedError("the strict stand-in allocates its own memory only")
+        self._a = _check_dtype(np.empty(shape, dtype=dtype, order=order))  # type: ignore[call-overload]
+        self._base = None
+
+    @classmethod
+    def _of(cls, array: np.ndarray, base: DeviceArray | None = None) -> DeviceArray:
+        """numpy memory as a device array (inside the stand-ins only)."""
+        device = object.__new__(cls)
+        device._a = _check_dtype(array)
+        device._base = base
+        return device
 
     # -- the implicit conversions cupy refuses ---------------------------------------------
 
@@ -113,13 +127,87 @@ class DeviceArray:
         """A host copy (cupy.ndarray.get)."""
         return np.array(self._a, copy=True)
 
-    def set(self, host: np.ndarray, stream: Any = None) -> None:
+    def set(self, arr: np.ndarray, stream: Any = None) -> None:
         """Copy a host array of the same shape and dtype in (cupy.ndarray.set)."""
-        if isinstance(host, DeviceArray) or not isinstance(host, np.ndarray):
-            raise TypeError(f"set takes a numpy array, not {type(host)}")
-        if host.shape != self.shape or host.dtype != self.dtype:
+        if isinstance(arr, DeviceArray) or not isinstance(arr, np.ndarray):
+            raise TypeError(f"set takes a numpy array, not {type(arr)}")
+        if arr.shape != self.shape or arr.dtype != self.dtype:
             raise ValueError("set: the host array's shape or dtype differs")
-        self._a[...] = host
+        self._a[...] = arr
+
+    # -- methods whose signature is cupy's, not numpy's (cupy takes fewer arguments) -------
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return _wrap(getattr(self._a, name)(*_unwrap(args), **_unwrap(kwargs)), self)
+
+    def all(self, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+        return self._call("all", axis=axis, out=out, keepdims=keepdims)
+
+    def any(self, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+        return self._call("any", axis=axis, out=out, keepdims=keepdims)
+
+    def max(self, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+        return self._call("max", axis=axis, out=out, keepdims=keepdims)
+
+    def min(self, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+        return self._call("min", axis=axis, out=out, keepdims=keepdims)
+
+    def sum(self, axis: Any = None, dtype: Any = None, out: Any = None,
+            keepdims: bool = False) -> Any:
+        return self._call("sum", axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def prod(self, axis: Any = None, dtype: Any = None, out: Any = None,
+             keepdims: Any = None) -> Any:
+        return self._call("prod", axis=axis, dtype=dtype, out=out,
+                          keepdims=bool(keepdims))
+
+    def mean(self, axis: Any = None, dtype: Any = None, out: Any = None,
+             keepdims: bool = False) -> Any:
+        return self._call("mean", axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def std(self, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
+            keepdims: bool = False) -> Any:
+        return self._call("std", axis=axis, dtype=dtype, out=out, ddof=ddof,
+                          keepdims=keepdims)
+
+    def var(self, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
+            keepdims: bool = False) -> Any:
+        return self._call("var", axis=axis, dtype=dtype, out=out, ddof=ddof,
+                          keepdims=keepdims)
+
+    def clip(self, min: Any = None, max: Any = None, out: Any = None) -> Any:
+        return self._call("clip", min=min, max=max, out=out)
+
+    def item(self) -> Any:
+        return self._a.item()
+
+    def view(self, dtype: Any = None, type: Any = None) -> Any:
+        if type is not None:
+            raise NotImplementedError("the strict stand-in has no view(type=...)")
+        return self._call("view") if dtype is None else self._call("view", dtype)
+
+    def argsort(self, axis: int = -1, kind: Any = None) -> Any:
+        return self._call("argsort", axis=axis, kind=kind)
+
+    def sort(self, axis: int = -1, kind: Any = None) -> None:
+        self._a.sort(axis=axis, kind=kind)
+
+    def argpartition(self, kth: Any, axis: int = -1) -> Any:
+        return self._call("argpartition", kth, axis=axis)
+
+    def partition(self, kth: Any, axis: int = -1) -> None:
+        self._a.partition(_unwrap(kth), axis=axis)
+
+    def take(self, indices: Any, axis: Any = None, out: Any = None) -> Any:
+        return self._call("take", indices, axis=axis, out=out)
+
+    def put(self, indices: Any, values: Any, mode: str = "wrap") -> None:
+        self._a.put(_unwrap(indices), _unwrap(values), mode=mode)
+
+    def astype(self, dtype: Any, order: str = "K", casting: Any = None, subok: Any = None,
+               copy: bool = True) -> DeviceArray:
+        result = self._a.astype(dtype, order=order, casting=casting or "unsafe", copy=copy)
+        return self if result is self._a else DeviceArray._of(result)
 
     def __len__(self) -> int:
         return len(self._a)
@@ -198,7 +286,8 @@ for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or
             "lshift", "rshift", "matmul"):
     setattr(DeviceArray, f"__{_op}__", _binary(f"__{_op}__"))
     setattr(DeviceArray, f"__r{_op}__", _binary(f"__r{_op}__"))
-    setattr(DeviceArray, f"__i{_op}__", _inplace(f"__i{_op}__"))
+    if _op != "matmul":  # cupy has no in-place matmul
+        setattr(DeviceArray, f"__i{_op}__", _inplace(f"__i{_op}__"))
 for _op in ("eq", "ne", "lt", "le", "gt", "ge"):
     setattr(DeviceArray, f"__{_op}__", _binary(f"__{_op}__"))
 for _op in ("neg", "pos", "abs", "invert"):
@@ -249,9 +338,9 @@ def _wrap(result: Any, parent: DeviceArray | None = None) -> Any:
         if (parent is not None and result.base is not None
                 and np.may_share_memory(result, parent._a)):
             base = parent._base if parent._base is not None else parent
-        return DeviceArray(result, base)
+        return DeviceArray._of(result, base)
     if isinstance(result, np.generic):
-        return DeviceArray(np.asarray(result))
+        return DeviceArray._of(np.asarray(result))
     if isinstance(result, tuple):
         return tuple(_wrap(r, parent) for r in result)
     if isinstance(result, list):
@@ -282,43 +371,66 @@ def backing(value: Any) -> np.ndarray:
 
 # -- the module (what cuzarr calls as `xp`) ---------------------------------------------------
 
-def asarray(obj: Any, dtype: Any = None, order: Any = None) -> DeviceArray:
+def asarray(a: Any, dtype: Any = None, order: Any = None) -> DeviceArray:
     """cupy.asarray: a device array as is (cast if asked), host data copied over."""
-    if isinstance(obj, DeviceArray):
-        if dtype is None or np.dtype(dtype) == obj.dtype:
-            return obj
-        return DeviceArray(obj._a.astype(dtype))
-    return DeviceArray(np.array(obj, dtype=dtype, order=order or "K", copy=True))
+    if isinstance(a, DeviceArray):
+        if dtype is None or np.dtype(dtype) == a.dtype:
+            return a
+        return DeviceArray._of(a._a.astype(dtype))
+    return DeviceArray._of(np.array(a, dtype=dtype, order=order or "K", copy=True))
 
 
 def array(obj: Any, dtype: Any = None, copy: bool = True) -> DeviceArray:
     """cupy.array: a copy (device or host data)."""
     if isinstance(obj, DeviceArray):
-        return DeviceArray(np.array(obj._a, dtype=dtype, copy=True))
-    return DeviceArray(np.array(obj, dtype=dtype, copy=True))
+        return DeviceArray._of(np.array(obj._a, dtype=dtype, copy=True))
+    return DeviceArray._of(np.array(obj, dtype=dtype, copy=True))
 
 
-def ascontiguousarray(obj: Any, dtype: Any = None) -> DeviceArray:
-    if not isinstance(obj, DeviceArray):
-        raise _implicit(obj)  # cupy.ascontiguousarray takes cupy arrays only
-    result = np.ascontiguousarray(obj._a, dtype=dtype)
-    return obj if result is obj._a else _wrap(result, obj)
+def ascontiguousarray(a: Any, dtype: Any = None) -> DeviceArray:
+    if not isinstance(a, DeviceArray):
+        raise _implicit(a)  # cupy.ascontiguousarray takes cupy arrays only
+    result = np.ascontiguousarray(a._a, dtype=dtype)
+    return a if result is a._a else _wrap(result, a)
 
 
-def asnumpy(obj: Any, stream: Any = None) -> np.ndarray:
+def asnumpy(a: Any, stream: Any = None) -> np.ndarray:
     """cupy.asnumpy: a host copy of a device array (host data passes through)."""
-    if isinstance(obj, DeviceArray):
-        return obj.get()
-    return np.asarray(obj)
+    if isinstance(a, DeviceArray):
+        return a.get()
+    return np.asarray(a)
 
 
-def _creator(name: str) -> Callable[..., DeviceArray]:
-    make = getattr(np, name)
+def empty(shape: Any, dtype: Any = float, order: str = "C") -> DeviceArray:
+    return DeviceArray._of(np.empty(shape, dtype, order))  # type: ignore[call-overload]
 
-    def create(*args: Any, **kwargs: Any) -> DeviceArray:
-        return DeviceArray(make(*_strict(args), **_strict(kwargs)))
-    create.__name__ = name
-    return create
+
+def zeros(shape: Any, dtype: Any = float, order: str = "C") -> DeviceArray:
+    return DeviceArray._of(np.zeros(shape, dtype, order))  # type: ignore[call-overload]
+
+
+def ones(shape: Any, dtype: Any = float, order: str = "C") -> DeviceArray:
+    return DeviceArray._of(np.ones(shape, dtype, order))  # type: ignore[call-overload]
+
+
+def full(shape: Any, fill_value: Any, dtype: Any = None, order: str = "C") -> DeviceArray:
+    return DeviceArray._of(np.full(shape, _strict(fill_value), dtype, order))  # type: ignore[call-overload]
+
+
+def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None) -> DeviceArray:
+    return DeviceArray._of(np.arange(start, stop, step, dtype=dtype))
+
+
+def broadcast_to(array: Any, shape: Any) -> DeviceArray:
+    if not isinstance(array, DeviceArray):
+        raise _implicit(array)
+    return _wrap(np.broadcast_to(array._a, shape), array)
+
+
+def isnan(x: Any, /, out: Any = None, *, casting: str = "same_kind", dtype: Any = None) -> Any:
+    """cupy.isnan (a cupy ufunc takes fewer keywords than numpy's)."""
+    result = np.isnan(_strict(x), out=_unwrap(out), casting=casting, dtype=dtype)
+    return out if out is not None else _wrap(result)
 
 
 class _Stream:
@@ -342,10 +454,9 @@ _STREAM = _Stream()
 def _module() -> types.ModuleType:
     xp = types.ModuleType("strict_xp.cupy", "the strict cupy stand-in")
     xp.ndarray = DeviceArray  # type: ignore[attr-defined]
-    for fn in (asarray, array, ascontiguousarray, asnumpy):
+    for fn in (asarray, array, ascontiguousarray, asnumpy, empty, zeros, ones, full, arange,
+               broadcast_to, isnan):
         setattr(xp, fn.__name__, fn)
-    for name in ("empty", "zeros", "ones", "full", "arange"):
-        setattr(xp, name, _creator(name))
     xp.cuda = types.SimpleNamespace(  # type: ignore[attr-defined]
         get_current_stream=lambda: _STREAM, Stream=_Stream)
 

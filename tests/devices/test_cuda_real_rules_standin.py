@@ -222,16 +222,16 @@ def test_every_issued_read_is_waited_for_before_files_close(
     """Defect 2: a read that raises as it is issued leaves the others to finish first."""
     (tmp_path / "s").write_bytes(bytes(1 << 16))
     closed_with_pending: list[bool] = []
-    pending: list[kvikio_double.IOFuture] = []
+    pending: list[kvikio_double._IOFuture] = []
 
-    class Future(kvikio_double.IOFuture):
+    class Future(kvikio_double._IOFuture):
         def get(self) -> int:
             pending.remove(self)
             return super().get()
 
     class File(kvikio_double.CuFile):
         def pread(self, buf: object, size: int | None = None, file_offset: int = 0,
-                  task_size: int | None = None) -> kvikio_double.IOFuture:
+                  task_size: int | None = None) -> kvikio_double._IOFuture:
             if file_offset >= 3 << 12:
                 raise RuntimeError("POSIX error on pread: EIO")
             future = Future(int(size or 0))
