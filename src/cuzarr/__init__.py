@@ -27,6 +27,7 @@ from cuzarr.errors import (
     ZlibDecodeError,
     ZstdDecodeError,
 )
+from cuzarr.patch_reads import read_patches, read_patches_async
 from cuzarr.pipeline import PhasedCodecPipeline
 
 __all__ = [
@@ -46,5 +47,7 @@ __all__ = [
     "PhasedCodecPipeline",
     "config",
     "enable",
+    "read_patches",
+    "read_patches_async",
 ]
 __version__ = "0.1.0"

@@ -29,6 +29,7 @@ from cuzarr.config import Options, options
 from cuzarr.devices import cuda_available
 from cuzarr.errors import ConfigError
 from cuzarr.plan.chain import Chain, GenericChain, ShardChain, integer_view, prepare_chain
+from cuzarr.plan.patches import Fanout, ShardFanout
 from cuzarr.read import read_plain, read_shards
 from cuzarr.write import (
     device_writes,
@@ -229,6 +230,33 @@ class PhasedCodecPipeline(CodecPipeline):
                 present = await read_plain(chain, store, entries, out_array, drop_axes, opts)
             status[idx] = present
         return tuple(_PRESENT if p else _MISSING for p in status.tolist())
+
+    async def read_fanout(
+        self, chunks: list[Entry], fanout: Fanout, pairs: list[Entry], out: NDBuffer
+    ) -> np.ndarray:
+        """Read distinct chunks (or shards) once each and copy their parts where `fanout`
+        says (read_patches); returns which chunks were present. `pairs` is the same read
+        as an ordinary batch, one entry per part: where the batched path cannot run it,
+        `read` runs that (zarr's pipeline then fetches a shared chunk once per part)."""
+        opts = options()
+        out_array = out.as_ndarray_like()
+        spec = chunks[0][1]
+        device_out = not isinstance(out_array, np.ndarray)
+        chain = None
+        if (not device_out or cuda_available()) and _all_store_paths(chunks):
+            chain = self._chain(spec, opts)
+        if chain is not None:
+            out_array = _as_integers(out_array, [(chain, None)], spec)
+        if chain is None or out_array is None:
+            status = await self.read(pairs, out)
+            found = {e[0].path: s["status"] == "present" for e, s in
+                     zip(pairs, status, strict=True)}
+            return np.array([found.get(c[0].path, False) for c in chunks], dtype=bool)
+        store = chunks[0][0].store
+        if isinstance(chain, ShardChain):
+            assert isinstance(fanout, ShardFanout)
+            return await read_shards(chain, store, chunks, out_array, (), opts, fanout)
+        return await read_plain(chain, store, chunks, out_array, (), opts, fanout)
 
     async def write(
         self,

@@ -21,6 +21,7 @@ from cuzarr.io.files import fd_group
 from cuzarr.io.host import HostReader, ShardsVanished
 from cuzarr.plan.chain import Chain, FixedChain, ShardChain
 from cuzarr.plan.coalesce import coalesce
+from cuzarr.plan.patches import Fanout, ShardFanout
 from cuzarr.plan.selection import aligned_region, selection_bounds, shift_selection
 from cuzarr.plan.shard import decode_indexes, index_ranges, inner_ids
 from cuzarr.scatter import scatter
@@ -59,19 +60,23 @@ INLINE_BYTES = 1 << 20
 
 async def read_plain(
     chain: Chain, store: Any, entries: list[Any], out: Any, drop_axes: tuple[int, ...],
-    opts: Options,
+    opts: Options, fanout: Fanout | None = None,
 ) -> np.ndarray:
-    """Read whole chunks and scatter them; returns which chunks were present."""
+    """Read whole chunks and scatter them; returns which chunks were present.
+
+    With a `fanout`, each entry is a distinct chunk (its selection the union of what is
+    needed of it) and the fanout's pairs say where its parts go: read_patches."""
     device = select_device(out, opts.device)
     keys = [e[0].path for e in entries]
     per_chunk = math.prod(entries[0][1].shape) * out.dtype.itemsize
     present_all = np.zeros(len(entries), dtype=bool)
 
     def finish(host: ByteBatch, present: np.ndarray, lo: int, hi: int, threads: int,
-               used: Chain = chain, chunk_sels: list[Any] | None = None,
+               used: Chain = chain, window_starts: np.ndarray | None = None,
                partial: np.ndarray | None = None) -> None:
-        """Decode, then scatter; a windowed read passes its own chain and chunk selections,
-        a partial decode the [start, stop) bytes of each chunk it needs decoded."""
+        """Decode, then scatter; a windowed read passes its own chain and each chunk's
+        first row (selections shift into the window), a partial decode the [start, stop)
+        bytes of each chunk it needs decoded."""
         present_all[lo:hi] = present
         rows = np.full(hi - lo, -1, dtype=np.int64)
         idx = np.flatnonzero(present)
@@ -82,9 +87,23 @@ async def read_plain(
         else:
             decoded = decode_chain(used, host, device, threads, present_keys)
         decoded = device.for_output(decoded, out)
-        if chunk_sels is None:
+        if fanout is None:
             chunk_sels = [e[2] for e in entries[lo:hi]]
-        out_sels = [e[3] for e in entries[lo:hi]]
+            out_sels = [e[3] for e in entries[lo:hi]]
+            chunk_of = np.arange(hi - lo)
+        else:
+            a, b = fanout.within(lo, hi)
+            chunk_sels, out_sels = fanout.chunk_sels[a:b], fanout.out_sels[a:b]
+            chunk_of = fanout.source[a:b] - lo
+            rows = rows[chunk_of]
+        if window_starts is not None:
+            assert isinstance(chain, FixedChain) and isinstance(used, FixedChain)
+            zeros = (0,) * (len(used.layout.shape) - 1)
+            chunk_sels = [
+                shift_selection(tuple(sel), (int(start), *zeros), chain.layout.shape,
+                                used.layout.shape)
+                for sel, start in zip(chunk_sels, window_starts[chunk_of].tolist(), strict=True)
+            ]
         if not device.scatter(out, decoded, rows, chunk_sels, out_sels, drop_axes,
                               chain.fill_value):
             scatter(out, decoded, rows, chunk_sels, out_sels, drop_axes, chain.fill_value,
@@ -235,8 +254,8 @@ def _read_row_windows(
     """Partial reads of uncompressed chunks: only the leading-axis rows the selections touch.
 
     Every chunk of the tile reads a window of the same row count (the largest any selection
-    needs, so the batch stays one (n, rows, ...) array), and its selection is shifted into the
-    window. Returns False, reading nothing, where windows would not save enough.
+    needs, so the batch stays one (n, rows, ...) array), and `finish` shifts its selections
+    into the window. Returns False, reading nothing, where windows would not save enough.
     """
     layout = chain.layout
     rows_total = layout.shape[0]
@@ -254,13 +273,8 @@ def _read_row_windows(
     host, present = HostReader(store, threads).windows_sync(
         keys[lo:hi], starts * row_bytes, length * row_bytes, layout.nbytes
     )
-    zeros = (0,) * (len(window) - 1)
-    shifted = [
-        shift_selection(tuple(e[2]), (int(start), *zeros), layout.shape, window)
-        for e, start in zip(entries[lo:hi], starts, strict=True)
-    ]
     windowed = replace(chain, layout=replace(layout, shape=window, stored_shape=window))
-    finish(host, present, lo, hi, threads, windowed, shifted)
+    finish(host, present, lo, hi, threads, windowed, starts)
     return True
 
 
@@ -314,14 +328,20 @@ class InnerKeys:
 
 async def read_shards(
     chain: ShardChain, store: Any, entries: list[Any], out: Any, drop_axes: tuple[int, ...],
-    opts: Options,
+    opts: Options, fanout: ShardFanout | None = None,
 ) -> np.ndarray:
-    """Read the touched inner chunks of every shard in one batch; returns shard presence."""
+    """Read the touched inner chunks of every shard in one batch; returns shard presence.
+
+    With a `fanout`, each entry is a distinct shard, and the fanout names the inner
+    chunks to read of each and where their parts go (read_patches)."""
     device = select_device(out, opts.device)
     keys = [e[0].path for e in entries]
     shard_nbytes = math.prod(chain.shard_shape) * out.dtype.itemsize
     present_all = np.zeros(len(entries), dtype=bool)
-    job = _ShardRead(chain, entries, keys, out, drop_axes, opts, device)
+    if fanout is None:
+        job = _ShardRead(chain, entries, keys, out, drop_axes, opts, device)
+    else:
+        job = _FanoutShardRead(chain, entries, keys, out, drop_axes, opts, device, fanout)
     prototype = entries[0][1].prototype
     reader = HostReader(store, opts.threads, alloc=device.host_empty, prototype=prototype)
     if reader.blocking:
@@ -552,6 +572,75 @@ class _ShardRead:
         assert isinstance(inner, FixedChain)
         return _partial_of(inner, plan.spans)
 
+
+
+@dataclass
+class _FanoutPlan(_ShardPlan):
+    """A fanout's plan: its inner chunks [first, first + len(rows)) and their decoded rows."""
+
+    first: int = 0
+    rows: np.ndarray | None = None
+
+
+@dataclass
+class _FanoutShardRead(_ShardRead):
+    """A read of the inner chunks a fanout names (each once), copied to all its pairs."""
+
+    fanout: ShardFanout | None = None
+
+    def _plan(self, index: Any, lo: int, hi: int, threads: int) -> tuple[_ShardPlan, list[str]]:
+        chain, fanout = self.chain, self.fanout
+        assert fanout is not None
+        present_idx = np.flatnonzero(index.present)
+        present_keys = [self.keys[lo + i] for i in present_idx]
+        try:
+            tables = decode_indexes(chain, index.batch, threads)
+        except StageError as e:
+            raise index_error(e, present_keys) from e
+        has_all, starts_all, sizes_all = index_ranges(tables, index.shard_sizes)
+        a, b = fanout.inner_within(lo, hi)
+        position = np.full(hi - lo, -1, dtype=np.int64)
+        position[present_idx] = np.arange(present_idx.size)
+        shard = position[fanout.inner_shard[a:b] - lo]  # index among present shards, or -1
+        ids = fanout.inner_id[a:b]
+        has = shard >= 0
+        has[has] = has_all[shard[has], ids[has]]
+        rows = np.full(b - a, -1, dtype=np.int64)
+        rows[has] = np.arange(int(has.sum()))
+        shard_of, ids_read = shard[has], ids[has]
+        per_shard = np.bincount(shard[shard >= 0], minlength=present_idx.size)
+        plan = _FanoutPlan(
+            [], shard_of, starts_all[shard_of, ids_read], sizes_all[shard_of, ids_read],
+            ids_read, fanout.rows[a:b][has], index.shard_sizes,
+            per_shard[shard_of] == chain.n_inner, first=a, rows=rows)
+        if _blosc_innermost(chain.inner) and plan.whole.any():
+            sizes = np.maximum(plan.sizes, _BLOSC_HEADER)
+            if plan.shard_sizes is not None:
+                sizes = np.minimum(sizes, plan.shard_sizes[plan.shard_of] - plan.starts)
+            plan.sizes = np.where(plan.whole, sizes, plan.sizes)
+        return plan, present_keys
+
+    def _decode_and_place(
+        self, batch: ByteBatch, plan: _ShardPlan, present_keys: list[str],
+        present: np.ndarray, lo: int, threads: int,
+    ) -> None:
+        assert isinstance(plan, _FanoutPlan) and plan.rows is not None
+        fanout, chain, out = self.fanout, self.chain, self.out
+        assert fanout is not None
+        names = InnerKeys(present_keys, plan.shard_of, plan.ids, chain.chunks_per_shard)
+        partial = self._partial(plan)
+        if partial is not None:
+            decoded = _decode_partial(chain.inner, batch, partial, threads, names)
+        else:
+            decoded = decode_chain(chain.inner, batch, self.device, threads, names)
+        decoded = self.device.for_output(decoded, out)
+        a, b = fanout.within(plan.first, plan.first + len(plan.rows))
+        rows = plan.rows[fanout.source[a:b] - plan.first]
+        chunk_sels, out_sels = fanout.chunk_sels[a:b], fanout.out_sels[a:b]
+        if not self.device.scatter(out, decoded, rows, chunk_sels, out_sels, self.drop_axes,
+                                   chain.fill_value):
+            scatter(out, decoded, rows, chunk_sels, out_sels, self.drop_axes, chain.fill_value,
+                    threads)
 
 _BLOSC_HEADER = 16
 
