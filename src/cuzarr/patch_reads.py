@@ -148,7 +148,11 @@ def _output(prototype: Any, out: Any, shape: tuple[int, ...], dtype: np.dtype, o
         raise ValueError(f"out has shape {tuple(out.shape)}; the patches need {shape}")
     if out.dtype != dtype:
         raise ValueError(f"out has dtype {out.dtype}; the array's is {dtype}")
-    return prototype.nd_buffer.from_ndarray_like(out)
+    from zarr.core.buffer import cpu, gpu
+
+    # the buffer class follows `out` (numpy or cupy), whatever zarr's GPU setting says
+    kind = cpu.NDBuffer if isinstance(out, np.ndarray) else gpu.NDBuffer
+    return kind.from_ndarray_like(out)
 
 
 def _pipeline(array: Any) -> Any:
