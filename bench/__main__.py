@@ -1,4 +1,5 @@
-"""`python -m bench`: see bench.cli; `python -m bench gpu-check --out DIR`: bench.gpu_check."""
+"""`python -m bench`: see bench.cli; `python -m bench gpu-check --out DIR`: bench.gpu_check;
+`python -m bench loader`: bench.loader."""
 
 import sys
 
@@ -6,6 +7,10 @@ if sys.argv[1:2] == ["gpu-check"]:
     from bench.gpu_check import main as gpu_check
 
     sys.exit(gpu_check(sys.argv[2:]))
+if sys.argv[1:2] == ["loader"]:
+    from bench.loader import main as loader
+
+    sys.exit(loader(sys.argv[2:]))
 
 from bench.cli import main
 

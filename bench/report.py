@@ -179,10 +179,14 @@ def _cell(entry: dict[str, Any] | None) -> str:
 
 def op_description(info: dict[str, Any], op: str) -> str:
     """What one run of `op` does on a workload, for table headers."""
-    if op != "patches":
+    if not op.startswith("patches"):
         return f"{op} of the whole array"
     spec = info["spec"]
     patch = "x".join(map(str, spec["patch"]))
+    if op == "patches-batched":
+        return (f"the same {spec['patch_count']} random {patch} patches asked for at once "
+                "(cuzarr: one read_patches job; zarr-python pipelines: concurrent reads on "
+                "zarr's event loop; tensorstore: every read issued, then awaited)")
     return f"{spec['patch_count']} random {patch} patches, one selection each"
 
 

@@ -22,7 +22,7 @@ from bench.plot import plot_results
 from bench.report import format_markdown, summarize, write_json
 from bench.workloads import all_workloads, get_workload, prepare
 
-OPS = ("read", "patches", "write")
+OPS = ("read", "patches", "patches-batched", "write")
 NO_DEADLINE = Deadline()
 DEFAULT_ROUNDS = 5
 QUICK_ROUNDS = 2

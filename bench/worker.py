@@ -2,11 +2,11 @@
 
 Protocol: JSON lines. The worker first writes a handshake (`ready` true or false), then
 answers each request line with one reply line. Requests look like
-``{"cmd": "read"|"patches"|"write"|"quit", "workload": NAME, "quick": BOOL, "data": DIR,
-"scratch": DIR}``; replies carry ``status`` ("ok", "FAILED" for wrong data, "error")
-with ``seconds`` and ``nbytes`` (the bytes the op moved). The protocol uses a private
-copy of stdout, and fd 1 is pointed at stderr, so stray prints from an engine cannot
-corrupt it.
+``{"cmd": "read"|"patches"|"patches-batched"|"write"|"quit", "workload": NAME,
+"quick": BOOL, "data": DIR, "scratch": DIR}``; replies carry ``status`` ("ok", "FAILED"
+for wrong data, "error") with ``seconds`` and ``nbytes`` (the bytes the op moved). The
+protocol uses a private copy of stdout, and fd 1 is pointed at stderr, so stray prints
+from an engine cannot corrupt it.
 """
 
 from __future__ import annotations
@@ -81,6 +81,27 @@ class ZarrAccess:
     def write(self, handle: Any, value: Any) -> None:
         handle[...] = value
 
+    def read_all(self, handle: Any, selections: list[tuple[slice, ...]]) -> list[Any]:
+        """Many boxes of one shape in one go, each engine its best way: cuzarr as one
+        `read_patches` job; the other zarr-python pipelines as concurrent reads on
+        zarr's event loop (zarr has no batched selection API)."""
+        import asyncio
+
+        from zarr.core.sync import sync
+
+        if self.pipeline_cls is not None and self.pipeline_cls.__module__.startswith("cuzarr"):
+            import cuzarr
+
+            starts = np.array([[s.start for s in sel] for sel in selections], dtype=np.int64)
+            shape = tuple(s.stop - s.start for s in selections[0])
+            return list(cuzarr.read_patches(handle, starts, shape))
+        array = handle.async_array
+
+        async def all_of() -> list[Any]:
+            return list(await asyncio.gather(*(array.getitem(sel) for sel in selections)))
+
+        return sync(all_of())
+
 
 class TensorstoreAccess:
     """tensorstore's own zarr drivers: an independent reader and writer, no zarr-python."""
@@ -108,6 +129,11 @@ class TensorstoreAccess:
 
     def write(self, handle: Any, value: Any) -> None:
         handle.write(value).result()
+
+    def read_all(self, handle: Any, selections: list[tuple[slice, ...]]) -> list[Any]:
+        """Every read issued before any is waited for: tensorstore runs them concurrently."""
+        futures = [handle[sel].read() for sel in selections]
+        return [f.result() for f in futures]
 
 
 class Worker:
@@ -181,6 +207,21 @@ class Worker:
                 raise WrongData(f"patch {i} at {sel} differs from reference data")
         return seconds
 
+    def patches_batched(self, workload: Workload, data_root: Path) -> float:
+        """The same random patches as `patches`, asked for all at once (a loader's batch)."""
+        ref = self.reference(workload, data_root)
+        handle = self.access.open(array_path(data_root, workload))
+        selections = workload.patch_selections()
+        self._sync()
+        start = time.perf_counter()
+        outs = self.access.read_all(handle, selections)
+        self._sync()
+        seconds = time.perf_counter() - start
+        for i, (sel, out) in enumerate(zip(selections, outs, strict=True)):
+            if not same_bits(to_host(out), ref[sel]):
+                raise WrongData(f"patch {i} at {sel} differs from reference data")
+        return seconds
+
     def write(self, workload: Workload, data_root: Path, scratch: Path) -> float:
         ref = self.reference(workload, data_root)
         value = self.value(workload, data_root)
@@ -211,6 +252,8 @@ class Worker:
                 seconds = self.read(workload, data_root)
             elif cmd == "patches":
                 seconds = self.patches(workload, data_root)
+            elif cmd == "patches-batched":
+                seconds = self.patches_batched(workload, data_root)
             elif cmd == "write":
                 seconds = self.write(workload, data_root, scratch)
             else:

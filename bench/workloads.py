@@ -77,7 +77,7 @@ class Workload:
 
     def op_nbytes(self, op: str) -> int:
         """Bytes moved by one run of `op`, the numerator of its throughput."""
-        return self.patch_nbytes() if op == "patches" else self.nbytes
+        return self.patch_nbytes() if op.startswith("patches") else self.nbytes
 
     def describe(self) -> str:
         """One-line human summary used in table headers."""

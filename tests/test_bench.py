@@ -656,3 +656,26 @@ def test_raw_nvcomp_and_decode_phase_on_the_double(tmp_path: Path) -> None:
     assert phase["decoded_bytes"] == 6 * CHUNK_BYTES and phase["checked_equal"]
     assert 0 < phase["busy_ms"] <= phase["read_ms"]
     assert NvcompBackend.decode is original
+
+
+def test_quick_loader_bench_smoke(tmp_path: Path) -> None:
+    """`python -m bench loader --quick`, one round on the 3-D case: every engine runs and
+    its batches are checked against the stored data."""
+    pytest.importorskip("torch")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from bench.loader import main; "
+         f"sys.exit(main(['--quick', '--rounds', '1', '--out', {str(out)!r}, "
+         f"'--data', {str(tmp_path / 'data')!r}, '--workloads', 'volume']))"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((out / "loader.json").read_text())
+    (case,) = results["cases"].values()
+    from bench.loader import ENGINES as LOADER_ENGINES
+
+    assert set(case["rows"]) | set(results["meta"]["skipped"]) == set(LOADER_ENGINES)
+    assert {"cuzarr", "dataloader-zarr", "tensorstore"} <= set(case["rows"])
+    assert all(row["samples_per_s"] > 0 for row in case["rows"].values())
+    assert "| cuzarr |" in (out / "loader.md").read_text()

@@ -213,8 +213,19 @@ def _shard_job(array: Any, spec: Any, chain: Any, starts: np.ndarray, box: tuple
 
 
 def _paths(array: Any, coords: np.ndarray) -> list[Any]:
+    """The StorePath of each chunk. Built as `root / key` builds them, without its
+    normalize_path per key (a tenth of a 64-patch read of small chunks): chunk keys
+    zarr encodes are already normal, and so is the array's own path."""
+    from zarr.storage._common import StorePath
+
     encode, root = array.metadata.encode_chunk_key, array.store_path
-    return [root / encode(tuple(c)) for c in coords.tolist()]
+    store, prefix = root.store, f"{root.path}/" if root.path else ""
+    paths = []
+    for c in coords.tolist():
+        path = object.__new__(StorePath)
+        path.store, path.path = store, prefix + encode(tuple(c))
+        paths.append(path)
+    return paths
 
 
 def _boxes(lo: np.ndarray, hi: np.ndarray) -> list[tuple[slice, ...]]:
