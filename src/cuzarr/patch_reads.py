@@ -20,6 +20,7 @@ from cuzarr.plan.patches import (
     Fanout,
     PatchPairs,
     ShardFanout,
+    boxes,
     check_patches,
     patch_pairs,
     shard_order,
@@ -176,7 +177,7 @@ def _chunk_job(array: Any, spec: Any, starts: np.ndarray, box: tuple[int, ...]
     full = np.asarray(chunk_shape, dtype=np.int64)
     complete = ((lo == 0) & (hi == full)).all(axis=1).tolist()
     chunks = [(path, spec, sel, None, whole) for path, sel, whole in
-              zip(paths, _boxes(lo, hi), complete, strict=True)]
+              zip(paths, boxes(lo, hi), complete, strict=True)]
     fanout = Fanout.of(pairs)
     return chunks, fanout, _pair_entries(paths, spec, pairs.chunk, fanout)
 
@@ -200,7 +201,7 @@ def _shard_job(array: Any, spec: Any, chain: Any, starts: np.ndarray, box: tuple
     shard_hi = np.maximum.reduceat(origin + hi, first, axis=0)
     paths = _paths(array, shard_coords[first])
     chunks = [(path, spec, sel, None, False)
-              for path, sel in zip(paths, _boxes(shard_lo, shard_hi), strict=True)]
+              for path, sel in zip(paths, boxes(shard_lo, shard_hi), strict=True)]
     rows = np.stack([lo[:, 0], hi[:, 0]], axis=1) if lo.shape[1] else np.zeros((len(lo), 2))
     fanout = ShardFanout(pairs.chunk, pairs.chunk_selections(), pairs.out_selections(),
                          inner_shard=inner_shard.astype(np.int64),
@@ -228,8 +229,7 @@ def _paths(array: Any, coords: np.ndarray) -> list[Any]:
     return paths
 
 
-def _boxes(lo: np.ndarray, hi: np.ndarray) -> list[tuple[slice, ...]]:
-    return [tuple(map(slice, a, b)) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
+
 
 
 def _pair_entries(paths: list[Any], spec: Any, chunk_of_pair: np.ndarray, fanout: Fanout
