@@ -155,7 +155,15 @@ def test_worker_catches_wrong_data(
         value.flat[12345] ^= 1
         real_write(handle, value)
 
+    real_read_all = access.read_all
+
+    def bad_read_all(handle: Any, selections: Any) -> list[np.ndarray]:
+        outs = [np.array(o) for o in real_read_all(handle, selections)]
+        outs[-1].flat[-1] ^= 1
+        return outs
+
     monkeypatch.setattr(access, "read", bad_read)
+    monkeypatch.setattr(access, "read_all", bad_read_all)
     monkeypatch.setattr(access, "write", bad_write)
     reply = worker.handle(request)
     assert reply["status"] == "FAILED", reply
