@@ -72,6 +72,15 @@ class PhasedCodecPipeline(CodecPipeline):
 
     # -- construction ------------------------------------------------------------------
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the prepared-chain cache (a dask task carries arrays with their
+        pipelines; the cache is rebuilt where it is used)."""
+        return {**self.__dict__, "_chains": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
     @classmethod
     def from_codecs(cls, codecs: Iterable[Codec]) -> Self:
         from zarr.core.codec_pipeline import codecs_from_list
