@@ -29,9 +29,13 @@ ZARR_PIPELINE = "zarr.core.codec_pipeline.BatchedCodecPipeline"
 def client() -> Iterator[Any]:
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=None, worker_dashboard_address=None)
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
+    previous = zarr.config.get("codec_pipeline.path")
+    try:
+        with distributed.Client(cluster) as c:
+            yield c
+    finally:
+        cluster.close()
+        zarr.config.set({"codec_pipeline.path": previous})  # enable() selects it here too
 
 
 def zarr_read(path: Path) -> np.ndarray:
@@ -59,6 +63,7 @@ def test_enable_reaches_every_worker_and_later_ones(client: Any) -> None:
         assert state["threads"] == 1  # the worker's nthreads
         assert state["wave_bytes"] == 1 << 20
     assert cuzarr.config.get("wave_bytes") != 1 << 20  # the client's own settings stay
+    assert zarr.config.get("codec_pipeline.path") == "cuzarr.PhasedCodecPipeline"
     client.cluster.scale(3)
     client.wait_for_workers(3, timeout=60)
     joined = client.run(worker_state)
@@ -170,3 +175,26 @@ def test_tasks_read_with_cuzarr_whatever_the_workers_config(client: Any, tmp_pat
     with pytest.raises(cuzarr.ChunkDecodeError, match="c/0/0"):  # cuzarr's error class
         from_zarr(str(tmp_path / "a")).compute()
     enable(client)  # restore for the other tests
+
+
+def test_xarray_round_trip_on_the_cluster(client: Any, tmp_path: Path) -> None:
+    """Dataset.to_zarr from dask-backed variables and xr.open_zarr(chunks=...) read back,
+    on the workers; a damaged chunk then surfaces as cuzarr's error naming its key, so
+    the workers' reads went through cuzarr."""
+    xr = pytest.importorskip("xarray")
+    enable(client)
+    rng = np.random.default_rng(2)
+    temperature = da.from_array(rng.normal(size=(48, 64, 32)).astype("<f4"),
+                                chunks=(16, 32, 32))
+    ds = xr.Dataset({"t": (("time", "y", "x"), temperature)},
+                    coords={"time": np.arange(48), "y": np.arange(64), "x": np.arange(32)})
+    ds.to_zarr(tmp_path / "ds.zarr", zarr_format=3, consolidated=False,
+               encoding={"t": {"chunks": (16, 32, 32)}})
+    back = xr.open_zarr(tmp_path / "ds.zarr", chunks={"time": 16}, consolidated=False)
+    assert back["t"].chunks is not None
+    np.testing.assert_array_equal(back["t"].values, temperature.compute())
+    chunk = tmp_path / "ds.zarr" / "t" / "c" / "1" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:8])
+    damaged = xr.open_zarr(tmp_path / "ds.zarr", chunks={"time": 16}, consolidated=False)
+    with pytest.raises(cuzarr.ChunkDecodeError, match="c/1/0/0"):
+        damaged["t"].mean().compute()

@@ -44,13 +44,19 @@ def enable(client: Any, **settings: Any) -> None:
     """Run cuzarr on every worker of `client`'s cluster, with these cuzarr settings
     (`cuzarr.config` names: threads, device, wave_bytes, ...), now and on workers that
     join or restart later. Settings are checked here, so a bad one fails in the client,
-    naming it."""
+    naming it. The client selects cuzarr's pipeline too (its cuzarr settings are left as
+    they are): a zarr array opened in the client, by xarray say, is pickled into tasks
+    with the pipeline it was opened with."""
     unknown = set(settings) - set(config.describe())
     if unknown:
         raise ConfigError(f"unknown cuzarr settings {sorted(unknown)}; known: "
                           f"{sorted(config.describe())}")
     with config.set(**settings):  # validated, then restored: the client's own are kept
         pass
+    import zarr
+
+    # arrays opened here (xarray's included) carry their pipeline into tasks when pickled
+    zarr.config.set({"codec_pipeline.path": PIPELINE})
     client.register_plugin(CuzarrPlugin(settings), name=NAME)
 
 
