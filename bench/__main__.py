@@ -1,5 +1,5 @@
 """`python -m bench`: see bench.cli; `python -m bench gpu-check --out DIR`: bench.gpu_check;
-`python -m bench loader`: bench.loader."""
+`python -m bench loader`: bench.loader; `python -m bench dask`: bench.cluster."""
 
 import sys
 
@@ -7,6 +7,10 @@ if sys.argv[1:2] == ["gpu-check"]:
     from bench.gpu_check import main as gpu_check
 
     sys.exit(gpu_check(sys.argv[2:]))
+if sys.argv[1:2] == ["dask"]:
+    from bench.cluster import main as dask_bench
+
+    sys.exit(dask_bench(sys.argv[2:]))
 if sys.argv[1:2] == ["loader"]:
     from bench.loader import main as loader
 
