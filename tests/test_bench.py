@@ -687,3 +687,17 @@ def test_quick_loader_bench_smoke(tmp_path: Path) -> None:
     assert {"cuzarr", "dataloader-zarr", "tensorstore"} <= set(case["rows"])
     assert all(row["samples_per_s"] > 0 for row in case["rows"].values())
     assert "| cuzarr |" in (out / "loader.md").read_text()
+
+
+def test_quick_dask_bench_smoke(tmp_path: Path) -> None:
+    """`python -m bench dask --quick`: both engines on 1 and 2 real workers, results
+    checked (equal sums, written shards equal to the generator)."""
+    pytest.importorskip("distributed")
+    from bench.cluster import run as dask_bench
+
+    results = dask_bench(quick=True, rounds=1, out=tmp_path / "out", data=tmp_path / "data")
+    assert set(results["runs"]) == {"1", "2"}
+    for rows in results["runs"].values():
+        assert set(rows) == {"cuzarr read", "cuzarr write", "dask-zarr read", "dask-zarr write"}
+        assert all(row["gb_per_s"] > 0 for row in rows.values())
+    assert "| 2 | cuzarr read |" in (tmp_path / "out" / "dask.md").read_text()
