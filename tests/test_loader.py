@@ -145,13 +145,15 @@ def test_ranks_read_disjoint_shares_of_equal_length(volume: Any, world_size: int
 def test_share_follows_distributed_sampler() -> None:
     from torch.utils.data.distributed import DistributedSampler
 
-    order = np.arange(10)
-    for world in (1, 3, 4):
-        for drop_last in (False, True):
-            for rank in range(world):
-                sampler = DistributedSampler(range(10), num_replicas=world, rank=rank,
-                                             shuffle=False, drop_last=drop_last)
-                assert share(order, rank, world, drop_last).tolist() == list(sampler)
+    for total in (1, 2, 10):
+        order = np.stack([np.arange(total), -np.arange(total)], axis=1)  # (n, 2) starts
+        for world in (1, 3, 4):
+            for drop_last in (False, True):
+                for rank in range(world):
+                    sampler = DistributedSampler(range(total), num_replicas=world, rank=rank,
+                                                 shuffle=False, drop_last=drop_last)
+                    got = share(order, rank, world, drop_last)
+                    assert got[:, 0].tolist() == list(sampler), (total, world, rank)
 
 
 def test_targets_are_read_at_the_same_leading_coordinates(volume: Any, tmp_path: Path

@@ -66,7 +66,6 @@ def share(order: np.ndarray, rank: int, world_size: int, drop_last: bool) -> np.
     else:
         per_rank = math.ceil(total / world_size) if total else 0
         padding = per_rank * world_size - total
-        if padding:
-            reps = math.ceil(padding / total)
-            order = np.concatenate([order, np.tile(order, reps)[:padding]])
+        if padding:  # the first items again, round and round for a tiny epoch
+            order = np.concatenate([order, order[np.arange(padding) % total]])
     return order[rank : per_rank * world_size : world_size]
