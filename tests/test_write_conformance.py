@@ -49,7 +49,11 @@ def test_broadcast_writes_succeed_and_fail_as_in_zarr(shards: Any, rows: tuple[i
                                                       cols: tuple[int, int], shape: list[int],
                                                       ones: list[bool]) -> None:
     """Any value shape against any box: cuzarr succeeds where zarr succeeds (with the same
-    contents) and raises the same class of error where zarr raises."""
+    contents) and raises the same class of error where zarr raises. One exception: a value
+    numpy itself cannot broadcast to the box, which zarr's sharding can still write without
+    an error (it slices the value by each inner chunk first: (1, 4) into a (1, 5) box over
+    inner chunks of 3 columns writes column 3 twice). cuzarr may refuse that write with
+    ValueError, as numpy does, instead of storing values the caller never gave."""
     selection = np.s_[min(rows) : max(rows), min(cols) : max(cols)]
     value_shape = tuple(1 if one else n for n, one in zip(shape, ones, strict=False))
     value = np.arange(int(np.prod(value_shape)), dtype="f8").reshape(value_shape) + 1000
@@ -58,9 +62,31 @@ def test_broadcast_writes_succeed_and_fail_as_in_zarr(shards: Any, rows: tuple[i
     if zarr_error is not None:
         assert error is not None, f"zarr raised {zarr_error!r}; cuzarr wrote"
         assert isinstance(error, type(zarr_error)), (error, zarr_error)
+    elif error is not None and not _numpy_broadcasts(value, selection):
+        assert isinstance(error, ValueError), error  # zarr's silent mis-broadcast, refused
     else:
         assert error is None, f"zarr wrote; cuzarr raised {error!r}"
         np.testing.assert_array_equal(result, zarr_result)
+
+
+def _numpy_broadcasts(value: np.ndarray, selection: Any) -> bool:
+    """Whether numpy accepts `value` for `selection` of the (40, 6) array."""
+    try:
+        np.zeros((40, 6))[selection] = value
+    except ValueError:
+        return False
+    return True
+
+
+def test_a_value_numpy_cannot_broadcast_is_refused_not_written_twice() -> None:
+    """zarr writes (1, 4) into a (1, 5) box of a shard with 3-column inner chunks, storing
+    column 3's value in column 4 too; cuzarr refuses it (numpy's ValueError)."""
+    value = np.arange(4.0).reshape(1, 4) + 1000
+    zarr_error, zarr_result = _write(ORACLE, (40, 6), np.s_[0:1, 0:5], value)
+    assert zarr_error is None and zarr_result is not None
+    assert zarr_result[0, 4] == 1003  # zarr's silent duplicate
+    error, _ = _write(PIPE, (40, 6), np.s_[0:1, 0:5], value)
+    assert isinstance(error, ValueError)
 
 
 @pytest.mark.parametrize("shards", [None, (40, 6)])
