@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from cuzarr.plan.keys import chunk_keys
 from cuzarr.plan.patches import (
     Fanout,
     PatchPairs,
@@ -219,12 +220,12 @@ def _paths(array: Any, coords: np.ndarray) -> list[Any]:
     zarr encodes are already normal, and so is the array's own path."""
     from zarr.storage._common import StorePath
 
-    encode, root = array.metadata.encode_chunk_key, array.store_path
+    root = array.store_path
     store, prefix = root.store, f"{root.path}/" if root.path else ""
     paths = []
-    for c in coords.tolist():
+    for key in chunk_keys(array.metadata, coords):
         path = object.__new__(StorePath)
-        path.store, path.path = store, prefix + encode(tuple(c))
+        path.store, path.path = store, prefix + key
         paths.append(path)
     return paths
 

@@ -129,7 +129,8 @@ async def read_plain(
                     host, present = direct.whole(keys[lo:hi])
                 else:
                     host, present = HostReader(store, threads, alloc=device.host_empty,
-                                               prototype=prototype).whole_sync(keys[lo:hi])
+                                               prototype=prototype).whole_sync(
+                                                   keys[lo:hi], per_chunk)
                 finish(host, present, lo, hi, threads, partial=partial(lo, hi))
 
         per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, per_chunk)

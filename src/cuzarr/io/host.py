@@ -75,10 +75,12 @@ class HostReader:
             return await asyncio.to_thread(self.whole_sync, keys)
         return _pack(await self._fetch_async(keys, [None] * len(keys)), self.alloc)
 
-    def whole_sync(self, keys: list[str]) -> tuple[ByteBatch, np.ndarray]:
-        """`whole` for blocking stores, on the calling thread and the pool."""
+    def whole_sync(self, keys: list[str], size_hint: int | None = None
+                   ) -> tuple[ByteBatch, np.ndarray]:
+        """`whole` for blocking stores, on the calling thread and the pool. `size_hint`:
+        the bytes a value is expected to hold at most, where known (files.read_whole)."""
         if self.root is not None:
-            return files.read_whole(self.root, keys, self.threads, self.alloc)
+            return files.read_whole(self.root, keys, self.threads, self.alloc, size_hint)
         return _pack(self._fetch_sync(keys, [None] * len(keys)), self.alloc)
 
     def windows_sync(
