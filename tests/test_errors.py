@@ -167,16 +167,30 @@ def test_bad_settings_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         cuzarr.config.get("wave_bytes")
 
 
-def test_cuda_device_explains_what_is_missing(tmp_path: Path) -> None:
+def test_cuda_device_explains_what_is_missing(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """device="cuda" fails where it is set (the setting, or the environment variable at
+    the first read), saying what is missing and how to install it."""
     if cuzarr.devices.cuda_available():
         pytest.skip("a cuda device is present")
+    with pytest.raises(cuzarr.DeviceUnavailableError, match=r"cupy.*\.\[cuda13\]"):
+        cuzarr.config.set(device="cuda")
+    assert cuzarr.config.get("device") == "auto"
     _make(tmp_path, compressors=ZstdCodec())
-    with (
-        zarr.config.set(PIPE),
-        cuzarr.config.set(device="cuda"),
-        pytest.raises(cuzarr.DeviceUnavailableError, match="cupy"),
-    ):
+    monkeypatch.setenv("CUZARR_DEVICE", "cuda")
+    with zarr.config.set(PIPE), pytest.raises(cuzarr.DeviceUnavailableError,
+                                              match="CUZARR_DEVICE"):
         zarr.open_array(str(tmp_path))[:]
+
+
+def test_a_misspelled_setting_is_a_config_error_naming_the_closest() -> None:
+    for call in (lambda: cuzarr.config.set(thread=2), lambda: cuzarr.config.get("thread")):
+        with pytest.raises(cuzarr.ConfigError, match=r"'thread'.*did you mean 'threads'") as e:
+            call()
+        assert isinstance(e.value, KeyError)
+        assert str(e.value).startswith("unknown cuzarr setting")
+    with pytest.raises(cuzarr.UnknownSettingError, match="known: device"):
+        cuzarr.config.set(colour="blue")
 
 
 def test_corrupt_inner_chunk_in_a_partial_shard_write(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from cuzarr.errors import (
     Lz4DecodeError,
     ShardIndexChecksumError,
     ShardIndexError,
+    UnknownSettingError,
     ZlibDecodeError,
     ZstdDecodeError,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "Lz4DecodeError",
     "ShardIndexChecksumError",
     "ShardIndexError",
+    "UnknownSettingError",
     "ZlibDecodeError",
     "ZstdDecodeError",
     "PhasedCodecPipeline",

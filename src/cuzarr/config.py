@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cuzarr.errors import ConfigError
+from cuzarr.errors import ConfigError, UnknownSettingError
 
 __all__ = ["Options", "get", "options", "reset", "set"]
 
@@ -98,20 +98,53 @@ def _env_value(name: str) -> Any:
     return os.environ.get(f"CUZARR_{name.upper()}")
 
 
+def _known(name: str) -> None:
+    """Raise UnknownSettingError for a name no setting has, with the closest one."""
+    if name in _SETTINGS:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(name, list(_SETTINGS), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise UnknownSettingError(
+        f"unknown cuzarr setting {name!r}{hint} (known: {', '.join(sorted(_SETTINGS))})")
+
+
+def _check_device(name: str, value: str) -> None:
+    """device="cuda" fails where it is set, not at the first read, where no GPU runs: the
+    process's cuda device is made now (it is made once, and every read uses it)."""
+    if value == "cuda":
+        from cuzarr import devices
+
+        devices._cuda_device()
+
+
 def get(name: str) -> Any:
     """The current value of setting `name` (override, else environment, else default)."""
-    if name not in _SETTINGS:
-        raise KeyError(f"unknown cuzarr setting {name!r}; known: {sorted(_SETTINGS)}")
+    _known(name)
     default, parse, _ = _SETTINGS[name]
     if name in _overrides:
         return _overrides[name]
     env = _env_value(name)
     if env is not None:
+        source = f"environment variable CUZARR_{name.upper()}"
         try:
-            return parse(name, env)
+            value = parse(name, env)
         except ConfigError as e:
-            raise ConfigError(f"{e} (from environment variable CUZARR_{name.upper()})") from None
+            raise ConfigError(f"{e} (from {source})") from None
+        if name == "device":
+            _device_from_env(value, source)
+        return value
     return default
+
+
+def _device_from_env(value: str, source: str) -> None:
+    from cuzarr.errors import DeviceUnavailableError
+
+    try:
+        _check_device("device", value)
+    except DeviceUnavailableError as e:
+        raise DeviceUnavailableError(f"{e} (device='cuda' comes from {source})") from None
 
 
 class _Restorer:
@@ -132,12 +165,15 @@ class _Restorer:
 
 
 def set(**values: Any) -> _Restorer:
-    """Change settings; validated now, so a bad value fails here, naming the setting."""
+    """Change settings; validated now, so a bad value fails here, naming the setting
+    (UnknownSettingError for a name no setting has, ConfigError for a bad value,
+    DeviceUnavailableError for device="cuda" where the cuda device cannot run)."""
     parsed: dict[str, Any] = {}
     for name, value in values.items():
-        if name not in _SETTINGS:
-            raise KeyError(f"unknown cuzarr setting {name!r}; known: {sorted(_SETTINGS)}")
+        _known(name)
         parsed[name] = _SETTINGS[name][1](name, value)
+    if "device" in parsed:
+        _check_device("device", parsed["device"])
     previous = {name: (name in _overrides, _overrides.get(name)) for name in parsed}
     _overrides.update(parsed)
     return _Restorer(previous)

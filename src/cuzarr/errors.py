@@ -30,6 +30,7 @@ __all__ = [
     "Lz4DecodeError",
     "ShardIndexChecksumError",
     "ShardIndexError",
+    "UnknownSettingError",
     "ZlibDecodeError",
     "ZstdDecodeError",
     "decode_error_for",
@@ -42,6 +43,13 @@ class CuzarrError(Exception):
 
 class ConfigError(CuzarrError, ValueError):
     """A cuzarr setting has a bad value; the message names the setting."""
+
+
+class UnknownSettingError(ConfigError, KeyError):
+    """No cuzarr setting has this name; the message lists the known ones (and the
+    closest, for a misspelling). Also a KeyError, as a mapping lookup would raise."""
+
+    __str__ = Exception.__str__
 
 
 class ChunkDecodeError(CuzarrError, ValueError):

@@ -63,8 +63,9 @@ def require_cuda() -> None:
     if missing:
         raise DeviceUnavailableError(
             "the cuda device cannot run here; missing: " + ", ".join(missing)
-            + ". Install cuzarr[cuda12] or cuzarr[cuda13] on a machine with an NVIDIA GPU,"
-            " or set cuzarr.config.set(device='cpu')."
+            + ". On a machine with an NVIDIA GPU, install cuzarr with its cuda13 extra (CUDA"
+            " 13; cuda12 for CUDA 12): from a clone, pip install -e '.[cuda13]' (the README's"
+            " Install); or read on the CPU: cuzarr.config.set(device='cpu')."
         )
 
 
