@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.engines import ENGINES
@@ -25,8 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
             "pipelines, zarrs-python and tensorstore, with GPU variants where a GPU is "
             "present. Each engine runs in its own process, rounds interleaved across "
             "engines, every result checked. Ratios are engine best time / fastest peer best "
-            "time (peers: all engines except cuzarr's); below 1.00x is faster. With --out, "
-            "writes results.json, results.md and results.png there."
+            "time (peers: all engines except cuzarr's); below 1.00x is faster. Writes "
+            "results.json, results.md and results.png to --out (default: a new folder "
+            "under ./bench-results) and prints where."
         ),
         epilog=(
             f"engines: {', '.join(ENGINES)}; workloads: {', '.join(all_workloads(False))}; "
@@ -38,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"32 MiB float arrays, not 256 MiB, and {QUICK_ROUNDS} rounds (a few minutes)",
     )
-    parser.add_argument("--out", metavar="DIR", help="write DIR/results.json and worker logs")
+    parser.add_argument(
+        "--out", metavar="DIR",
+        help="write results.json, results.md, results.png and worker logs to DIR "
+        "(default: bench-results/<UTC date and time>-quick or -full)")
     parser.add_argument(
         "--rounds",
         type=int,
@@ -69,8 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_out(quick: bool, now: datetime | None = None) -> Path:
+    """A new folder per run under ./bench-results, named by when it started."""
+    now = now or datetime.now(UTC)
+    return Path("bench-results") / f"{now:%Y%m%d-%H%M%S}-{'quick' if quick else 'full'}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.out is None:
+        args.out = str(default_out(args.quick))
     options = Options(
         quick=args.quick,
         rounds=args.rounds,
@@ -94,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; workers stopped and temp data removed", file=sys.stderr)
         return 130
     print(format_tables(results))
-    if args.out:
-        out = Path(args.out)
-        written = ", ".join(str(out / f"results.{ext}") for ext in ("json", "md", "png"))
-        print(f"\nwrote {written}")
+    out = Path(args.out)
+    names = [f"results.{ext}" for ext in ("json", "md", "png") if (out / f"results.{ext}").exists()]
+    print(f"\nwrote {', '.join(names)} to {out.resolve()}")
     return 0

@@ -16,6 +16,9 @@ from bench.budget import CUT
 from bench.engines import ENGINES
 
 ERROR_WIDTH = 110
+#: a cell whose slowest timed round took more than this many times its best is flagged:
+#: its rounds disagree by more than this machine's usual noise (a few tens of percent)
+NOISY_SPREAD = 1.5
 
 
 def summarize(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -89,10 +92,71 @@ def _short(text: str | None) -> str:
     return text if len(text) <= ERROR_WIDTH else text[: ERROR_WIDTH - 3] + "..."
 
 
+def unavailable_engines(entries: list[dict[str, Any]]) -> dict[str, str]:
+    """Engines that could not run here, each with why (said once, not in every table)."""
+    found: dict[str, str] = {}
+    for e in entries:
+        if e["status"] == "unavailable":
+            found.setdefault(e["engine"], _short(e["error"]))
+    return found
+
+
+def noisy_cells(entries: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """(workload / op / engine, slowest round / best round) of cells past NOISY_SPREAD."""
+    noisy = []
+    for e in entries:
+        times = e["times_s"]
+        if e["status"] == "ok" and len(times) > 1 and min(times) > 0:
+            spread = max(times) / min(times)
+            if spread > NOISY_SPREAD:
+                noisy.append((f"{e['workload']} / {e['op']} / {e['engine']}", spread))
+    return noisy
+
+
+def summary_lines(results: dict[str, Any], subject: str = "cuzarr") -> list[str]:
+    """What a reader wants at the end: was every result right, how often `subject` was
+    fastest, its median ratio, and which cells' rounds disagree too much to trust."""
+    entries = results["summary"]
+    checked = sum(e["rounds_ok"] for e in entries)
+    failed = [e for e in entries if e["status"] == "FAILED"]
+    errors = [e for e in entries if e["status"] not in ("ok", "FAILED", "unavailable", CUT)]
+    rounds = results["meta"].get("rounds")
+    lines = ["summary"]
+    if failed:
+        names = ", ".join(f"{e['workload']} / {e['op']} / {e['engine']}" for e in failed)
+        lines.append(f"  WRONG DATA: {len(failed)} cell(s) returned data that differ from the "
+                     f"reference: {names}")
+    else:
+        lines.append(f"  every result checked bit for bit against the reference data: "
+                     f"{checked} timed rounds, all equal")
+    if errors:
+        lines.append(f"  {len(errors)} cell(s) failed to run (see the tables)")
+    own = [e for e in entries if e["engine"] == subject and e["ratio_vs_best_peer"] is not None]
+    if own:
+        ratios = sorted(e["ratio_vs_best_peer"] for e in own)
+        fastest = sum(r < 1.0 for r in ratios)
+        lines.append(f"  {subject} fastest in {fastest} of {len(own)} cells; its time / the "
+                     f"fastest peer's: median {statistics.median(ratios):.2f}x, best "
+                     f"{ratios[0]:.2f}x, worst {ratios[-1]:.2f}x")
+    for engine, why in unavailable_engines(entries).items():
+        lines.append(f"  not run here: {engine} ({why})")
+    noisy = noisy_cells(entries)
+    if noisy:
+        lines.append(f"  WARNING: in {len(noisy)} cell(s) the slowest of {rounds} rounds took "
+                     f"over {NOISY_SPREAD:.1f}x the best (the machine was busy; rerun before "
+                     "trusting them):")
+        lines += [f"    {name}: {spread:.2f}x" for name, spread in noisy]
+    return lines
+
+
 def format_tables(results: dict[str, Any]) -> str:
-    """A table per (workload, op), then a ratio matrix over everything."""
+    """A table per (workload, op), then a ratio matrix over everything, then a summary."""
     lines: list[str] = []
     entries = results["summary"]
+    for engine, why in unavailable_engines(entries).items():
+        lines.append(f"not run here: {engine}: {why}")
+    if lines:
+        lines.append("")
     keys = list(dict.fromkeys((e["workload"], e["op"]) for e in entries))
     for workload, op in keys:
         info = results["workloads"][workload]
@@ -106,6 +170,8 @@ def format_tables(results: dict[str, Any]) -> str:
         )
         group = [e for e in entries if (e["workload"], e["op"]) == (workload, op)]
         for e in group:
+            if e["status"] == "unavailable":
+                continue
             if e["status"] != "ok":
                 lines.append(f"  {e['engine']:<12} {e['status']}: {_short(e['error'])}")
                 continue
@@ -119,6 +185,7 @@ def format_tables(results: dict[str, Any]) -> str:
                 lines.append(f"  {e['engine']} vs {pairs}")
         lines.append("")
     lines += format_matrix(entries, keys)
+    lines += ["", *summary_lines(results)]
     return "\n".join(lines)
 
 
@@ -222,6 +289,8 @@ def format_markdown(results: dict[str, Any]) -> str:
             )
             row = [_cell(cells.get((workload, op, name))) for name in engines]
             lines.append(f"| {head} | " + " | ".join(row) + " |")
+    lines += ["", "## Summary", ""]
+    lines += [f"- {line.strip()}" for line in summary_lines(results)[1:]]
     notes = _notes(entries)
     if meta.get("not_run"):
         notes.append(f"- not run, past the time budget: {', '.join(meta['not_run'])}")

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import zarr
 from bench.engines import ENGINES
-from bench.report import format_markdown, format_tables, summarize
+from bench.report import format_markdown, format_tables, summarize, summary_lines
 from bench.runner import CPU_ENGINES, OPS
 from bench.worker import Worker
 from bench.workloads import all_workloads, get_workload, prepare
@@ -56,6 +56,8 @@ def test_quick_suite_smoke(tmp_path: Path) -> None:
     png = (out / "results.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     assert "ratio vs best peer" in proc.stdout
+    assert "every result checked bit for bit against the reference data" in proc.stdout
+    assert f"to {out.resolve()}" in proc.stdout
 
 
 def _fake_results(times: dict[str, float | str]) -> dict:
@@ -100,6 +102,34 @@ def test_ratios_and_tables() -> None:
     assert "- cuzarr-cuda: unavailable: cuzarr-cuda broke" in markdown
     table = format_tables(results)
     assert "fused        FAILED: fused broke" in table
+    assert table.count("cuzarr-cuda broke") == 2  # once on top, once in the summary
+    assert table.startswith("not run here: cuzarr-cuda: cuzarr-cuda broke\n")
+    summary = table[table.index("\nsummary\n"):]
+    assert ("WRONG DATA: 1 cell(s) returned data that differ from the reference: "
+            "w / read / fused") in summary
+    assert "cuzarr fastest in 1 of 1 cells" in summary and "median 0.50x" in summary
+    # each engine's second round took twice its first: past the noise, and said so
+    assert "WARNING: in 3 cell(s) the slowest of 2 rounds took over 1.5x" in summary
+    assert "w / read / zarrs: 2.00x" in summary
+    assert "## Summary" in markdown
+
+
+def test_a_summary_says_wrong_data_first() -> None:
+    results = _fake_results({"cuzarr": "FAILED", "zarrs": 1.0})
+    results["summary"] = summarize(results)
+    lines = summary_lines(results)
+    assert lines[1].strip().startswith("WRONG DATA: 1 cell(s)")
+    assert "w / read / cuzarr" in lines[1]
+
+
+def test_results_go_to_a_new_folder_by_default() -> None:
+    from datetime import UTC, datetime
+
+    from bench.cli import default_out
+
+    when = datetime(2026, 12, 3, 9, 5, 7, tzinfo=UTC)
+    assert default_out(True, when) == Path("bench-results/20261203-090507-quick")
+    assert default_out(False, when).name == "20261203-090507-full"
 
 
 def test_patches_are_deterministic_and_in_bounds() -> None:
