@@ -101,6 +101,14 @@ def unavailable_engines(entries: list[dict[str, Any]]) -> dict[str, str]:
     return found
 
 
+def unavailable_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """"not run here" lines, engines with the same reason on one line."""
+    by_reason: dict[str, list[str]] = {}
+    for engine, why in unavailable_engines(entries).items():
+        by_reason.setdefault(why, []).append(engine)
+    return [f"not run here: {', '.join(names)} ({why})" for why, names in by_reason.items()]
+
+
 def noisy_cells(entries: list[dict[str, Any]]) -> list[tuple[str, float]]:
     """(workload / op / engine, slowest round / best round) of cells past NOISY_SPREAD."""
     noisy = []
@@ -138,8 +146,7 @@ def summary_lines(results: dict[str, Any], subject: str = "cuzarr") -> list[str]
         lines.append(f"  {subject} fastest in {fastest} of {len(own)} cells; its time / the "
                      f"fastest peer's: median {statistics.median(ratios):.2f}x, best "
                      f"{ratios[0]:.2f}x, worst {ratios[-1]:.2f}x")
-    for engine, why in unavailable_engines(entries).items():
-        lines.append(f"  not run here: {engine} ({why})")
+    lines += [f"  {line}" for line in unavailable_lines(entries)]
     noisy = noisy_cells(entries)
     if noisy:
         lines.append(f"  WARNING: in {len(noisy)} cell(s) the slowest of {rounds} rounds took "
@@ -153,8 +160,7 @@ def format_tables(results: dict[str, Any]) -> str:
     """A table per (workload, op), then a ratio matrix over everything, then a summary."""
     lines: list[str] = []
     entries = results["summary"]
-    for engine, why in unavailable_engines(entries).items():
-        lines.append(f"not run here: {engine}: {why}")
+    lines += unavailable_lines(entries)
     if lines:
         lines.append("")
     keys = list(dict.fromkeys((e["workload"], e["op"]) for e in entries))

@@ -103,7 +103,7 @@ def test_ratios_and_tables() -> None:
     table = format_tables(results)
     assert "fused        FAILED: fused broke" in table
     assert table.count("cuzarr-cuda broke") == 2  # once on top, once in the summary
-    assert table.startswith("not run here: cuzarr-cuda: cuzarr-cuda broke\n")
+    assert table.startswith("not run here: cuzarr-cuda (cuzarr-cuda broke)\n")
     summary = table[table.index("\nsummary\n"):]
     assert ("WRONG DATA: 1 cell(s) returned data that differ from the reference: "
             "w / read / fused") in summary

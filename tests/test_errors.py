@@ -206,3 +206,20 @@ def test_corrupt_inner_chunk_in_a_partial_shard_write(tmp_path: Path) -> None:
     ):
         zarr.open_array(str(tmp_path))[33:35, 1:3] = 1.0
     assert victim.read_bytes() == bytes(raw)
+
+
+def test_enable_gpu_says_what_is_missing_before_zarr_fails(tmp_path: Path) -> None:
+    """cuzarr.enable(gpu=True) checks first and leaves zarr's settings as they were;
+    zarr's own enable_gpu() without cupy fails later, inside zarr (what the README says)."""
+    if cuzarr.devices.cuda_available():
+        pytest.skip("a cuda device is present")
+    before = {k: zarr.config.get(k) for k in ("codec_pipeline.path", "buffer", "ndbuffer")}
+    with pytest.raises(cuzarr.DeviceUnavailableError, match=r"cupy.*\.\[cuda13\]"):
+        cuzarr.enable(gpu=True)
+    assert {k: zarr.config.get(k) for k in before} == before
+    _make(tmp_path, compressors=ZstdCodec())
+    with zarr.config.enable_gpu(), pytest.raises(AttributeError, match="empty"):
+        zarr.open_array(str(tmp_path))[:]
+    with cuzarr.enable():  # gpu=None: host buffers where the cuda device cannot run
+        assert zarr.config.get("buffer") == before["buffer"]
+        np.asarray(zarr.open_array(str(tmp_path))[:])
