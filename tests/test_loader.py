@@ -286,7 +286,7 @@ def test_interpreter_exit_with_a_loader_running_does_not_hang(volume: Any) -> No
         "from cuzarr.loader import PatchLoader\n"
         f"arr = zarr.open_array({str(arr.store.root)!r})\n"
         "loader = PatchLoader(arr, (4, 8, 8), 2, samples_per_epoch=1000, prefetch=4, "
-        "device='cpu')\n"
+        "device='cpu', output='numpy')\n"
         "batches = iter(loader)\n"
         "next(batches)\n"
         "print('ok')\n"

@@ -35,7 +35,7 @@ def _tree(root: Path, files: dict[str, bytes]) -> None:
 
 def test_read_small_reads_what_the_files_hold(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    files = {f"c/{i}/{j}": rng.bytes(int(rng.integers(0, 3000))) for i in range(3)
+    files = {f"c/{i}/{j}": rng.bytes(int(rng.integers(0, 2300))) for i in range(3)
              for j in range(70)}
     _tree(tmp_path, files)
     (tmp_path / "c" / "1" / "folder").mkdir()
@@ -130,3 +130,21 @@ def test_other_encodings_are_asked_key_by_key() -> None:
     arr = zarr.create_array(store={}, shape=(100, 100), chunks=(10, 10), dtype="u1")
     metadata = replace(arr.metadata, chunk_key_encoding=_Reversed())
     assert chunk_keys(metadata, np.array([[1, 2], [3, 4]])) == ["r/2/1", "r/4/3"]
+
+
+@pytest.mark.parametrize("nbytes", [1, 64, 2048, 65536])
+def test_incompressible_chunks_of_every_codec_fit_their_place(nbytes: int) -> None:
+    """The reserved place holds what each codec zarr ships stores for random bytes (its
+    worst case), crc32c included: such chunks take the one-read path, not the fallback."""
+    import numcodecs
+    import zstandard
+
+    raw = np.random.default_rng(nbytes).bytes(nbytes)
+    stored = [
+        zstandard.ZstdCompressor(level=3, write_checksum=True).compress(raw),
+        numcodecs.GZip(5).encode(raw), numcodecs.Zlib(5).encode(raw),
+        numcodecs.LZ4().encode(raw),
+        numcodecs.Blosc("lz4", 5, numcodecs.Blosc.SHUFFLE).encode(raw),
+        numcodecs.Blosc("zstd", 5, numcodecs.Blosc.BITSHUFFLE).encode(raw),
+    ]
+    assert max(len(s) for s in stored) + 4 < small_file_cap(nbytes)

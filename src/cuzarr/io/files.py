@@ -171,8 +171,10 @@ def read_whole(root: str, keys: list[str], threads: int,
 def small_file_cap(size_hint: int) -> int:
     """Bytes `read_small` reserves per file: what every codec zarr ships may store for a
     chunk of `size_hint` bytes (zstd's, lz4's and deflate's worst case is under 1/64
-    more, plus headers), so one read finds a file's end."""
-    return size_hint + size_hint // 64 + 4096
+    more, plus headers of at most a few dozen bytes), so that one read finds a file's end.
+    The slab holds one such place per file: the margin is kept small, since a tile's slab
+    (and on the cuda device its upload) is that large."""
+    return size_hint + size_hint // 64 + 256
 
 
 def read_small(root: str, keys: list[str], cap: int, alloc: Callable[[int], np.ndarray]
@@ -187,7 +189,6 @@ def read_small(root: str, keys: list[str], cap: int, alloc: Callable[[int], np.n
     n = len(keys)
     slab = alloc(n * cap)
     view = memoryview(slab)
-    sizes = np.zeros(n, dtype=np.int64)
     found: list[int] = []
     got: list[int] = []
     dirs: dict[str, int] = {}
