@@ -70,20 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the whole run may take: measurements not started by then are "
         "recorded as cut (default: no limit)",
     )
+    parser.add_argument(
+        "--fresh", action="store_true",
+        help="each timed round in a new worker process that reads once untimed first (the "
+        "way a user's script runs); default: one long-lived process per engine")
     parser.add_argument("-q", "--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
-def default_out(quick: bool, now: datetime | None = None) -> Path:
-    """A new folder per run under ./bench-results, named by when it started."""
+def default_out(quick: bool, now: datetime | None = None, fresh: bool = False) -> Path:
+    """A new folder per run under ./bench-results, named by when it started and its mode."""
     now = now or datetime.now(UTC)
-    return Path("bench-results") / f"{now:%Y%m%d-%H%M%S}-{'quick' if quick else 'full'}"
+    mode = ("quick" if quick else "full") + ("-fresh" if fresh else "")
+    return Path("bench-results") / f"{now:%Y%m%d-%H%M%S}-{mode}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.out is None:
-        args.out = str(default_out(args.quick))
+        args.out = str(default_out(args.quick, fresh=args.fresh))
     options = Options(
         quick=args.quick,
         rounds=args.rounds,
@@ -95,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         progress=not args.no_progress,
         budget_s=args.budget,
+        fresh=args.fresh,
     )
     try:
         options.validate()

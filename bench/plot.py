@@ -88,6 +88,8 @@ def plot_results(results: dict[str, Any], path: Path) -> Path | None:
     meta = results["meta"]
     machine = meta["machine"]
     mode = "quick mode (32 MiB arrays)" if meta["options"].get("quick") else "full size"
+    if meta["options"].get("fresh"):
+        mode += ", a fresh process per round"
     title = (f"cuzarr bench, {mode}, best of {meta.get('rounds')} rounds after a warm-up; "
              f"{machine['date'][:10]}, {machine['processor']}, {machine['cpu_affinity']} "
              f"cores, {machine.get('gpu') or 'no GPU'}")

@@ -277,7 +277,10 @@ def format_markdown(results: dict[str, Any]) -> str:
         "",
         f"Mode: {'quick' if options['quick'] else 'full'}, {meta.get('rounds')} rounds per "
         "measurement after one warm-up; every engine in its own process, rounds interleaved, "
-        "every result checked bit-for-bit against the reference data.",
+        "every result checked bit-for-bit against the reference data. "
+        + ("Fresh processes: each timed round ran in a new worker process, after one untimed "
+           "read of its own (the way a user's script runs)." if options.get("fresh") else
+           "Long-lived processes: one worker per engine served every round."),
         "",
         "Cells: GB/s of the best round (uncompressed bytes), and in brackets the engine's best "
         "time / the fastest peer's best time (below 1.00x is faster; peers are every engine "

@@ -122,6 +122,27 @@ def test_a_summary_says_wrong_data_first() -> None:
     assert "w / read / cuzarr" in lines[1]
 
 
+def test_fresh_mode_times_each_round_in_a_new_process(tmp_path: Path) -> None:
+    """--fresh: every timed round runs in a worker process of its own (after one untimed
+    read there), and says so in results.md."""
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--fresh", "--workloads", "zstd-4MiB",
+         "--ops", "read", "--engines", "cuzarr,zarrs", "--rounds", "2", "--out", str(out),
+         "-q"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["meta"]["options"]["fresh"] is True
+    for engine in ("cuzarr", "zarrs"):
+        rounds = [m for m in results["measurements"] if m["engine"] == engine]
+        assert [m["status"] for m in rounds] == ["ok"] * 3
+        pids = [m["pid"] for m in rounds]
+        assert len(set(pids)) == 3 and None not in pids  # warm-up, round 1, round 2
+    assert "Fresh processes: each timed round ran in a new worker process" in (
+        out / "results.md").read_text()
+
+
 def test_results_go_to_a_new_folder_by_default() -> None:
     from datetime import UTC, datetime
 
@@ -130,6 +151,7 @@ def test_results_go_to_a_new_folder_by_default() -> None:
     when = datetime(2026, 12, 3, 9, 5, 7, tzinfo=UTC)
     assert default_out(True, when) == Path("bench-results/20261203-090507-quick")
     assert default_out(False, when).name == "20261203-090507-full"
+    assert default_out(True, when, fresh=True).name == "20261203-090507-quick-fresh"
 
 
 def test_patches_are_deterministic_and_in_bounds() -> None:
