@@ -69,8 +69,8 @@ def test_a_journal_left_by_a_killed_writer_is_replayed(tmp_path: Path,
     path.write_bytes(b"".join(_fill(0) for _ in range(SLOTS)))
     real = journal._apply
 
-    def half(p: str, ranges, durable: bool) -> None:
-        real(p, ranges[: len(ranges) // 2], durable)
+    def half(p: str, ranges, durable: bool, identity=None) -> None:
+        real(p, ranges[: len(ranges) // 2], durable, identity)
         raise KeyboardInterrupt  # the process dies here
 
     monkeypatch.setattr(journal, "_apply", half)
@@ -94,7 +94,8 @@ def test_a_temporary_journal_is_dropped_and_a_damaged_one_kept(tmp_path: Path) -
     # a whole journal damaged afterwards (a bit flipped on disk) is neither applied nor lost
     from cuzarr.io.journal import _encode
 
-    blob = bytearray(_encode([(0, b"xyz")]))
+    info = path.stat()
+    blob = bytearray(_encode([(0, b"xyz")], (info.st_dev, info.st_ino)))
     blob[-6] ^= 1
     journal.write_bytes(bytes(blob))
     with pytest.raises(JournalError, match="checksum does not match"):
@@ -106,9 +107,26 @@ def test_a_journal_of_a_deleted_file_is_dropped(tmp_path: Path) -> None:
     from cuzarr.io.journal import _encode
 
     path = tmp_path / "gone"
-    (tmp_path / ("gone" + JOURNAL_SUFFIX)).write_bytes(_encode([(0, b"abc")]))
+    (tmp_path / ("gone" + JOURNAL_SUFFIX)).write_bytes(_encode([(0, b"abc")], (1, 2)))
     assert recover(str(path)) is True
     assert not path.exists() and not (tmp_path / ("gone" + JOURNAL_SUFFIX)).exists()
+
+
+def test_a_journal_is_never_replayed_onto_a_file_replaced_since(tmp_path: Path) -> None:
+    """A killed in-place write's journal, then a whole new file renamed over the old one
+    (zarr's LocalStore.set, or cuzarr's full rewrite): the new file is left alone."""
+    from cuzarr.io.journal import _encode
+
+    path = tmp_path / "shard"
+    path.write_bytes(b"old!" * 4)
+    info = path.stat()
+    (tmp_path / ("shard" + JOURNAL_SUFFIX)).write_bytes(
+        _encode([(0, b"JOURNALED")], (info.st_dev, info.st_ino)))
+    (tmp_path / "new").write_bytes(b"new file")
+    os.replace(tmp_path / "new", path)
+    assert recover(str(path)) is True
+    assert path.read_bytes() == b"new file"
+    assert not (tmp_path / ("shard" + JOURNAL_SUFFIX)).exists()
 
 
 def test_threads_writing_different_ranges_lose_nothing(tmp_path: Path) -> None:

@@ -64,7 +64,9 @@ def test_size_replays_a_journal_first(tmp_path: Path) -> None:
 
     store = LocalStore(tmp_path)
     _put(store, "s", b"0" * 8)
-    (tmp_path / ("s" + JOURNAL_SUFFIX)).write_bytes(_encode([(8, b"appended")]))
+    info = (tmp_path / "s").stat()
+    (tmp_path / ("s" + JOURNAL_SUFFIX)).write_bytes(
+        _encode([(8, b"appended")], (info.st_dev, info.st_ino)))
     writer = range_writer(store)
     assert writer is not None and writer.size("s") == 16
     assert _get(store, "s") == b"0" * 8 + b"appended"

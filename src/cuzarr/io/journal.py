@@ -18,10 +18,16 @@ any instant and the next `recover`, the file is therefore wholly as before the w
 file and their folder are also fsynced at each step, which extends the guarantee from a
 killed process to a crashed machine (at the cost of two or three fsyncs per write).
 
-Journal format (little-endian): b"CZJ1", u32 range count, then per range u64 offset and
-u64 length, then the ranges' bytes in that order, then the crc32c of everything before it.
-A journal whose checksum does not match was damaged after it was written whole: it is
-neither applied nor removed, and `recover` raises JournalError naming the file.
+A journal names the file it was made for (its device and inode numbers): a file replaced
+since (zarr's LocalStore writes a new file and renames it over the old one, and so does
+cuzarr's full rewrite of a shard) is not the one the journal's ranges belong to, and the
+journal is dropped without being applied. A file deleted since drops its journal too.
+
+Journal format (little-endian): b"CZJ2", u32 range count, u64 device, u64 inode, then per
+range u64 offset and u64 length, then the ranges' bytes in that order, then the crc32c of
+everything before it. A journal whose checksum does not match was damaged after it was
+written whole: it is neither applied nor removed, and `recover` raises JournalError naming
+the file.
 """
 
 from __future__ import annotations
@@ -42,8 +48,8 @@ __all__ = ["JOURNAL_SUFFIX", "JournalError", "file_lock", "recover", "write_rang
 
 JOURNAL_SUFFIX = ".cuzarr-journal"
 _TEMP_SUFFIX = ".cuzarr-journal-tmp"
-_MAGIC = b"CZJ1"
-_HEAD = struct.Struct("<4sI")
+_MAGIC = b"CZJ2"
+_HEAD = struct.Struct("<4sIQQ")
 _RANGE = struct.Struct("<QQ")
 _CRC = struct.Struct("<I")
 
@@ -71,22 +77,23 @@ def file_lock(path: str) -> threading.Lock:
         return lock
 
 
-def _encode(ranges: Sequence[tuple[int, bytes | memoryview]]) -> bytes:
-    parts = [_HEAD.pack(_MAGIC, len(ranges))]
+def _encode(ranges: Sequence[tuple[int, bytes | memoryview]], identity: tuple[int, int]
+            ) -> bytes:
+    parts = [_HEAD.pack(_MAGIC, len(ranges), *identity)]
     parts += [_RANGE.pack(int(offset), len(data)) for offset, data in ranges]
     parts += [bytes(data) for _, data in ranges]
     body = b"".join(parts)
     return body + _CRC.pack(google_crc32c.value(body))
 
 
-def _decode(blob: bytes, path: str) -> list[tuple[int, memoryview]]:
+def _decode(blob: bytes, path: str) -> tuple[tuple[int, int], list[tuple[int, memoryview]]]:
     if len(blob) < _HEAD.size + _CRC.size:
         raise JournalError(f"the journal of {path!r} is damaged: {len(blob)} bytes")
     body, (crc,) = blob[: -_CRC.size], _CRC.unpack(blob[-_CRC.size :])
     if google_crc32c.value(body) != crc:
         raise JournalError(f"the journal of {path!r} is damaged: its checksum does not match "
                            f"(left in place at {journal_path(path)!r})")
-    magic, count = _HEAD.unpack_from(body)
+    magic, count, device, inode = _HEAD.unpack_from(body)
     if magic != _MAGIC:
         raise JournalError(f"the journal of {path!r} is not a cuzarr journal")
     at = _HEAD.size
@@ -99,7 +106,7 @@ def _decode(blob: bytes, path: str) -> list[tuple[int, memoryview]]:
         at += length
     if at != len(body):
         raise JournalError(f"the journal of {path!r} is damaged: its ranges do not add up")
-    return ranges
+    return (device, inode), ranges
 
 
 def _fsync_dir(path: str) -> None:
@@ -110,9 +117,18 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _apply(path: str, ranges: Sequence[tuple[int, Any]], durable: bool) -> None:
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return int(info.st_dev), int(info.st_ino)
+
+
+def _apply(path: str, ranges: Sequence[tuple[int, Any]], durable: bool,
+           identity: tuple[int, int] | None = None) -> bool:
+    """Write the ranges into `path`; False (nothing written) where `identity` is given and
+    the file is another one than the journal was made for."""
     fd = os.open(path, os.O_WRONLY)
     try:
+        if identity is not None and _identity(os.fstat(fd)) != identity:
+            return False
         for offset, data in ranges:
             view = memoryview(data).cast("B")
             done = 0
@@ -122,6 +138,7 @@ def _apply(path: str, ranges: Sequence[tuple[int, Any]], durable: bool) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+    return True
 
 
 def write_ranges(path: str, ranges: Sequence[tuple[int, bytes | memoryview]], *,
@@ -134,16 +151,17 @@ def write_ranges(path: str, ranges: Sequence[tuple[int, bytes | memoryview]], *,
         if a + len(da) > b:
             raise ValueError(f"ranges at {a} and {b} of {path!r} overlap")
     recover(path, durable=durable)
+    identity = _identity(os.stat(path))
     temp = path + _TEMP_SUFFIX
     with open(temp, "wb") as f:
-        f.write(_encode(order))
+        f.write(_encode(order, identity))
         if durable:
             f.flush()
             os.fsync(f.fileno())
     os.replace(temp, journal_path(path))
     if durable:
         _fsync_dir(path)
-    _apply(path, order, durable)
+    _apply(path, order, durable, identity)
     os.unlink(journal_path(path))
     if durable:
         _fsync_dir(path)
@@ -160,9 +178,9 @@ def recover(path: str, *, durable: bool = False) -> bool:
     except FileNotFoundError:
         _remove(path + _TEMP_SUFFIX)
         return False
-    ranges = _decode(blob, path)
+    identity, ranges = _decode(blob, path)
     with contextlib.suppress(FileNotFoundError):  # the file was deleted since: nothing to do
-        _apply(path, ranges, durable)
+        _apply(path, ranges, durable, identity)  # a file replaced since is left alone
     _remove(journal)
     _remove(path + _TEMP_SUFFIX)
     if durable:
