@@ -241,7 +241,7 @@ def warm_up(
     for name, client in clients.items():
         reply = timed_request(client, {"cmd": op, **base}, options, deadline)
         record = {"workload": base["workload"], "op": op, "engine": name, "round": 0,
-                  "pid": (client.info or {}).get("pid")}
+                  "pid": _pid(client)}
         records.append(record | reply | {"warmup": True})
         progress.step(records[-1], options.n_rounds)
         if reply["status"] != "ok":
@@ -278,10 +278,15 @@ def measure(
             else:
                 reply = timed_request(client, {"cmd": op, **base}, options, deadline)
             record = {"workload": base["workload"], "op": op, "engine": name, "round": r + 1,
-                      "pid": (client.info or {}).get("pid")}
+                      "pid": _pid(client)}
             records.append(record | reply)
             progress.step(records[-1], rounds)
     return records
+
+
+def _pid(client: Any) -> int | None:
+    """The worker process a record came from (its handshake's pid), where known."""
+    return (getattr(client, "info", None) or {}).get("pid")
 
 
 def fresh_request(client: WorkerClient, message: dict[str, Any], options: Options,
