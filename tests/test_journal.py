@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -203,3 +204,25 @@ def test_a_writer_killed_at_random_instants_leaves_every_write_whole(tmp_path: P
     assert start > 60  # the writers did write
     assert replayed >= 3, replayed  # some kills landed inside a write (about 16 of 60 here)
 
+
+
+def test_a_file_replaced_during_a_write_fails_the_write_loudly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer renames a new file over the target after the journal took its
+    identity: none of the ranges land on the new file, and the write says so."""
+    import cuzarr.io.journal as journal
+
+    path = tmp_path / "shard"
+    path.write_bytes(b"old!" * 4)
+    real = journal._encode
+
+    def encode_then_replace(ranges: Any, identity: tuple[int, int]) -> bytes:
+        (tmp_path / "new").write_bytes(b"replaced")
+        os.replace(tmp_path / "new", path)
+        return real(ranges, identity)
+
+    monkeypatch.setattr(journal, "_encode", encode_then_replace)
+    with pytest.raises(JournalError, match="was replaced while its ranges were being written"):
+        write_ranges(str(path), [(0, b"XY")])
+    assert path.read_bytes() == b"replaced"
+    assert not (tmp_path / ("shard" + JOURNAL_SUFFIX)).exists()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cuzarr.errors import ConfigError, UnknownSettingError
+from cuzarr.errors import ConfigError, DeviceUnavailableError, UnknownSettingError
 
 __all__ = ["Options", "get", "options", "reset", "set"]
 
@@ -110,7 +110,7 @@ def _known(name: str) -> None:
         f"unknown cuzarr setting {name!r}{hint} (known: {', '.join(sorted(_SETTINGS))})")
 
 
-def _check_device(name: str, value: str) -> None:
+def _check_device(value: str) -> None:
     """device="cuda" fails where it is set, not at the first read, where no GPU runs: the
     process's cuda device is made now (it is made once, and every read uses it)."""
     if value == "cuda":
@@ -139,10 +139,8 @@ def get(name: str) -> Any:
 
 
 def _device_from_env(value: str, source: str) -> None:
-    from cuzarr.errors import DeviceUnavailableError
-
     try:
-        _check_device("device", value)
+        _check_device(value)
     except DeviceUnavailableError as e:
         raise DeviceUnavailableError(f"{e} (device='cuda' comes from {source})") from None
 
@@ -173,7 +171,7 @@ def set(**values: Any) -> _Restorer:
         _known(name)
         parsed[name] = _SETTINGS[name][1](name, value)
     if "device" in parsed:
-        _check_device("device", parsed["device"])
+        _check_device(parsed["device"])
     previous = {name: (name in _overrides, _overrides.get(name)) for name in parsed}
     _overrides.update(parsed)
     return _Restorer(previous)

@@ -15,7 +15,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["StoreAccess", "access", "defining_class"]
+__all__ = ["StoreAccess", "access", "defining_class", "io_is_own"]
 
 #: every method through which LocalStore reads or writes a value
 _LOCAL_IO = ("get", "get_sync", "get_partial_values", "get_ranges", "get_ranges_sync", "set",
@@ -52,12 +52,18 @@ def _current(cls: type, sync_name: str, async_name: str) -> bool:
     return async_owner is None or issubclass(sync_owner, async_owner)
 
 
+def io_is_own(cls: type, base: type, names: tuple[str, ...]) -> bool:
+    """True when `cls` is `base` or a subclass whose methods `names` are all `base`'s own
+    (a subclass that maps keys, encrypts or caches in one of them is not)."""
+    return issubclass(cls, base) and all(
+        getattr(cls, name, None) is getattr(base, name, None) for name in names)
+
+
 @functools.cache
 def _class_access(cls: type) -> tuple[bool, bool, bool]:
     from zarr.storage import LocalStore
 
-    direct = issubclass(cls, LocalStore) and all(
-        getattr(cls, name, None) is getattr(LocalStore, name, None) for name in _LOCAL_IO)
+    direct = io_is_own(cls, LocalStore, _LOCAL_IO)
     reads = _current(cls, "get_sync", "get")
     writes = _current(cls, "set_sync", "set") and _current(cls, "delete_sync", "delete")
     return direct, reads, writes

@@ -58,7 +58,8 @@ _locks_guard = threading.Lock()
 
 
 class JournalError(CuzarrError, OSError):
-    """A file's journal cannot be replayed (damaged); the message names the file."""
+    """A file's journal cannot be replayed (damaged), or its ranges could not be written
+    (the file was replaced meanwhile); the message names the file."""
 
 
 def journal_path(path: str) -> str:
@@ -161,10 +162,13 @@ def write_ranges(path: str, ranges: Sequence[tuple[int, bytes | memoryview]], *,
     os.replace(temp, journal_path(path))
     if durable:
         _fsync_dir(path)
-    _apply(path, order, durable, identity)
+    applied = _apply(path, order, durable, identity)
     os.unlink(journal_path(path))
     if durable:
         _fsync_dir(path)
+    if not applied:  # renamed over between the stat and the writes: nothing was written
+        raise JournalError(f"{path!r} was replaced while its ranges were being written; "
+                           "none of them were written")
 
 
 def recover(path: str, *, durable: bool = False) -> bool:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from cuzarr.io import journal
-from cuzarr.io.access import access
+from cuzarr.io.access import access, io_is_own
 
 __all__ = ["LocalRangeWriter", "MemoryRangeWriter", "RangeWriter", "range_writer"]
 
@@ -30,6 +30,10 @@ _MEMORY_IO = ("get", "get_sync", "get_partial_values", "set", "set_sync", "_set"
               "delete_sync", "set_if_not_exists")
 
 Ranges = Sequence[tuple[int, bytes | memoryview]]
+
+#: one lock for every MemoryStore range write: a patch is a read, a change and a set of
+#: the whole value, and two of them at once on one value would lose one
+_memory_lock = threading.Lock()
 
 
 class RangeWriter(Protocol):
@@ -78,7 +82,6 @@ class MemoryRangeWriter:
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        self._lock = threading.Lock()
 
     def size(self, key: str) -> int | None:
         from zarr.core.buffer import default_buffer_prototype
@@ -90,7 +93,7 @@ class MemoryRangeWriter:
         from zarr.core.buffer import default_buffer_prototype
 
         prototype = default_buffer_prototype()
-        with self._lock:
+        with _memory_lock:
             value = self.store.get_sync(key, prototype=prototype)
             if value is None:
                 raise FileNotFoundError(f"no value {key!r} to write ranges of in {self.store}")
@@ -107,8 +110,7 @@ class MemoryRangeWriter:
 def _memory_own_io(cls: type) -> bool:
     from zarr.storage import MemoryStore
 
-    return issubclass(cls, MemoryStore) and all(
-        getattr(cls, name, None) is getattr(MemoryStore, name, None) for name in _MEMORY_IO)
+    return io_is_own(cls, MemoryStore, _MEMORY_IO)
 
 
 def range_writer(store: Any, durable: bool = False) -> RangeWriter | None:
