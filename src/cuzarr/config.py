@@ -50,6 +50,16 @@ def _choice(*choices: str) -> Callable[[str, Any], str]:
     return parse
 
 
+def _fraction(name: str, value: Any) -> float:
+    try:
+        parsed = float(value)
+    except (TypeError, ValueError):
+        parsed = float("nan")
+    if not 0.0 < parsed <= 1.0:
+        raise ConfigError(f"cuzarr setting {name!r} must be a number in (0, 1], got {value!r}")
+    return parsed
+
+
 def _boolean(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -88,6 +98,25 @@ _SETTINGS: dict[str, tuple[Any, Callable[[str, Any], Any], str]] = {
         _boolean,
         "a read that needs the leading rows of a zstd chunk decodes the frame only that far "
         "(faster patches; damage to a block header inside that prefix can go unseen)",
+    ),
+    "shard_writes": (
+        "in-place",
+        _choice("in-place", "rewrite"),
+        "in-place: a write of some inner chunks of a stored shard patches the shard (a "
+        "LocalStore's file through a journal, a MemoryStore's value); rewrite: the whole "
+        "shard is written again, as zarr does",
+    ),
+    "shard_dead_fraction": (
+        0.5,
+        _fraction,
+        "a partial write that would leave more than this share of a shard's bytes unused "
+        "rewrites the shard whole instead (compacting it)",
+    ),
+    "durable_writes": (
+        False,
+        _boolean,
+        "fsync each partial write's journal, shard and folder: its all-or-nothing holds "
+        "across a machine crash, not only a killed process",
     ),
 }
 
@@ -197,6 +226,9 @@ class Options:
     generic_fallback: bool
     verify_checksums: bool
     zstd_prefix_reads: bool
+    shard_writes: str = "in-place"
+    shard_dead_fraction: float = 0.5
+    durable_writes: bool = False
 
 
 @functools.cache
@@ -216,4 +248,7 @@ def options() -> Options:
         generic_fallback=get("generic_fallback"),
         verify_checksums=get("verify_checksums"),
         zstd_prefix_reads=get("zstd_prefix_reads"),
+        shard_writes=get("shard_writes"),
+        shard_dead_fraction=get("shard_dead_fraction"),
+        durable_writes=get("durable_writes"),
     )

@@ -19,6 +19,7 @@ from cuzarr.errors import ShardIndexError
 from cuzarr.io.access import access
 from cuzarr.io.files import fd_group
 from cuzarr.io.host import HostReader, store_prototype
+from cuzarr.io.set_range import range_writer
 from cuzarr.plan.chain import Chain, FixedChain, ShardChain
 from cuzarr.plan.selection import (
     aligned_region,
@@ -233,12 +234,27 @@ async def write_shards(
 ) -> None:
     """Write shards: re-encode only the touched inner chunks, keep the others' bytes.
 
-    Inner chunks are built and encoded on the device; shards are assembled on the host
-    from the encoded bytes and the stored bytes of untouched inner chunks.
+    Inner chunks are built and encoded on the device. On a store with a range writer
+    (io.set_range) a partial write of a stored shard is written into it in place
+    (write_in_place); elsewhere shards are assembled whole on the host from the encoded
+    bytes and the stored bytes of untouched inner chunks.
     """
     device = _write_device(chain, value, opts)
     value = device.from_value(value)
     dtype = entries[0][1].dtype.to_native_dtype()
+    # a shard is replaced whole only where the value covers all of it: zarr marks a
+    # boundary shard complete when the value covers its part inside the array, but the
+    # shard may hold data past the array's edge (an array shrunk, then grown again), and
+    # zarr's sharding keeps it
+    partial = np.array([not (e[4] and covers_whole(e[2], chain.shard_shape))
+                        for e in entries], dtype=bool)
+    writer = range_writer(store, opts.durable_writes)
+    if writer is not None:
+        from cuzarr.write_in_place import write_shards_in_place
+
+        await write_shards_in_place(chain, store, writer, entries, value, drop_axes, opts,
+                                    device, ~partial)
+        return
 
     def build(lo: int, hi: int, partial: np.ndarray, host: ByteBatch, present: np.ndarray,
               threads: int) -> tuple[list[str], list[Any], list[str]]:
@@ -247,12 +263,6 @@ async def write_shards(
         return _build_shards(chain, wave, keys, partial, host, present, value, drop_axes,
                              dtype, device, threads)
 
-    # a shard is replaced whole only where the value covers all of it: zarr marks a
-    # boundary shard complete when the value covers its part inside the array, but the
-    # shard may hold data past the array's edge (an array shrunk, then grown again), and
-    # zarr's sharding keeps it
-    partial = np.array([not (e[4] and covers_whole(e[2], chain.shard_shape))
-                        for e in entries], dtype=bool)
     await _drive(store, entries, math.prod(chain.shard_shape) * dtype.itemsize, opts, build,
                  device, "shard", partial)
 
@@ -367,25 +377,75 @@ class _Region:
     direct: bool  # the value covers the box as a plain view: no region buffer needed
 
 
+@dataclass
+class StoredShards:
+    """The stored shards a write merges with: their index tables, clipped to each shard as
+    zarr's slicing clips them (rows), and how to fetch the bytes of some of their inner
+    chunks (all of them at hand after a whole read, read by range for a partial write)."""
+
+    row: np.ndarray  # per wave shard: its row in the tables, -1 where nothing is merged
+    present: np.ndarray  # (R, n_inner) bool
+    starts: np.ndarray  # (R, n_inner) int64
+    sizes: np.ndarray  # (R, n_inner) int64
+    fetch: Callable[[np.ndarray, np.ndarray], ByteBatch]  # (rows, inner ids) -> their bytes
+
+
+def stored_from_whole(chain: ShardChain, n_wave: int, keys: list[str], merged: np.ndarray,
+                      host: ByteBatch, threads: int) -> StoredShards:
+    """StoredShards of whole stored shards: `host` item k is wave shard merged[k]."""
+    row = np.full(n_wave, -1, dtype=np.int64)
+    row[merged] = np.arange(merged.size)
+    present, starts, sizes = _existing_tables(chain, host, [keys[i] for i in merged], threads)
+
+    def fetch(rows: np.ndarray, ids: np.ndarray) -> ByteBatch:
+        return ByteBatch(host.slab, host.offsets[rows] + starts[rows, ids], sizes[rows, ids])
+
+    return StoredShards(row, present, starts, sizes, fetch)
+
+
+@dataclass
+class Touched:
+    """The rebuilt inner chunks of a wave of shards: item k is inner chunk ids[k] of wave
+    shard shard_of[k], sorted by shard, with its new encoding (None: now empty)."""
+
+    shard_of: np.ndarray
+    ids: np.ndarray
+    data: list[Any]
+
+    def of(self, s: int) -> tuple[np.ndarray, list[Any]]:
+        """Wave shard s's touched inner chunk ids and their encodings."""
+        a, b = np.searchsorted(self.shard_of, [s, s + 1])
+        return self.ids[a:b], self.data[a:b]
+
+
 def _build_shards(
     chain: ShardChain, wave: list[Any], keys: list[str], partial: np.ndarray, host: ByteBatch,
     present: np.ndarray, value: Any, drop_axes: tuple[int, ...], dtype: np.dtype,
     device: Device, threads: int,
 ) -> tuple[list[str], list[Any], list[str]]:
+    """The whole shards a write stores: its touched inner chunks with the stored others."""
+    stored = stored_from_whole(chain, len(wave), keys, partial[present], host, threads)
+    touched = encode_touched(chain, wave, keys, stored, value, drop_axes, dtype, device,
+                             threads)
+    return assemble_shards(chain, keys, range(len(wave)), touched,
+                           old_pieces(chain, stored, host))
+
+
+def encode_touched(
+    chain: ShardChain, wave: list[Any], keys: list[str], stored: StoredShards, value: Any,
+    drop_axes: tuple[int, ...], dtype: np.dtype, device: Device, threads: int,
+) -> Touched:
+    """Build every inner chunk a write touches (the value merged with what is stored) and
+    encode them in one batch."""
     inner = chain.inner_shape
-    n_inner = chain.n_inner
     xp = device.xp
-    have = partial[present]
-    existing_row = np.full(len(wave), -1, dtype=np.int64)
-    existing_row[have] = np.arange(have.size)
-    t_present, t_starts, t_sizes = _existing_tables(chain, host, [keys[i] for i in have],
-                                                    threads)
     scalar = np.ndim(value) == 0
 
     # 1. Per shard: the box of touched inner chunks, and the stored ones it must merge.
     boxes: list[_Region] = []
     decode_rows: list[tuple[int, int]] = []  # (box, position in its ids)
-    decode_ranges: list[tuple[int, int]] = []
+    fetch_rows: list[int] = []
+    fetch_ids: list[np.ndarray] = []
     for s, entry in enumerate(wave):
         bounds = selection_bounds(entry[2], chain.shard_shape)
         if bounds is None:
@@ -397,13 +457,12 @@ def _build_shards(
         direct = not drop_axes and not scalar and covers_whole(
             shift_selection(entry[2], origin, chain.shard_shape, shape), shape)
         ids = inner_ids(chain.chunks_per_shard, first, stop)
-        row = int(existing_row[s])
+        row = int(stored.row[s])
         if row >= 0 and not direct:  # a value covering the box replaces what is stored
-            base = int(host.offsets[row])
-            starts, sizes = t_starts[row][ids], t_sizes[row][ids]
-            for j in np.flatnonzero(t_present[row][ids]).tolist():
-                decode_rows.append((len(boxes), j))
-                decode_ranges.append((base + int(starts[j]), int(sizes[j])))
+            here = np.flatnonzero(stored.present[row][ids])
+            decode_rows += [(len(boxes), j) for j in here.tolist()]
+            fetch_rows.append(np.full(here.size, row, dtype=np.int64))
+            fetch_ids.append(ids[here])
         boxes.append(_Region(s, ids, counts, origin, shape, direct))
 
     # 2. One buffer holds every region a write merges into (fill where nothing lands).
@@ -422,13 +481,11 @@ def _build_shards(
             regions[id(b)][...] = chain.fill_value
 
     # 3. Decode every stored inner chunk a partial write touches in one batch; merge them.
-    if decode_ranges:
-        names = InnerKeys(keys, np.array([boxes[k].shard for k, _ in decode_rows]),
-                          np.array([boxes[k].ids[j] for k, j in decode_rows]),
+    if decode_rows:
+        rows, ids = np.concatenate(fetch_rows), np.concatenate(fetch_ids)
+        names = InnerKeys(keys, np.array([boxes[k].shard for k, _ in decode_rows]), ids,
                           chain.chunks_per_shard)
-        batch = ByteBatch(host.slab, np.array([r[0] for r in decode_ranges], dtype=np.int64),
-                          np.array([r[1] for r in decode_ranges], dtype=np.int64))
-        decoded = decode_chain(chain.inner, batch, device, threads, names)
+        decoded = decode_chain(chain.inner, stored.fetch(rows, ids), device, threads, names)
         pairs = []
         for k, (b, j) in enumerate(decode_rows):
             box = boxes[b]
@@ -461,7 +518,7 @@ def _build_shards(
     ids_of = (np.concatenate([b.ids for b in boxes]) if boxes
               else np.zeros(0, dtype=np.int64))
 
-    # 4. Encode the non-empty touched chunks of every shard in one batch.
+    # 5. Encode the non-empty touched chunks of every shard in one batch.
     if chain.write_empty_chunks:
         empty = np.zeros(len(chunks), dtype=bool)
     else:
@@ -470,24 +527,39 @@ def _build_shards(
     new_bytes: list[Any] = [None] * len(chunks)
     for k, i in enumerate(np.flatnonzero(~empty).tolist()):
         new_bytes[i] = encoded[k]
+    return Touched(shard_of, ids_of, new_bytes)
 
-    # 5. Assemble each shard in zarr's inner-chunk order.
+
+def old_pieces(chain: ShardChain, stored: StoredShards, host: ByteBatch
+               ) -> Callable[[int], list[Any]]:
+    """pieces(s): wave shard s's stored inner chunks (None where absent), from whole reads."""
+    def pieces(s: int) -> list[Any]:
+        out: list[Any] = [None] * chain.n_inner
+        row = int(stored.row[s])
+        if row >= 0:
+            base = int(host.offsets[row])
+            for j in np.flatnonzero(stored.present[row]).tolist():
+                off = base + int(stored.starts[row, j])
+                out[j] = host.slab[off : off + int(stored.sizes[row, j])]
+        return out
+
+    return pieces
+
+
+def assemble_shards(chain: ShardChain, keys: list[str], shards: Any, touched: Touched,
+                    pieces: Callable[[int], list[Any]]) -> tuple[list[str], list[Any], list[str]]:
+    """Each wave shard in `shards` laid out whole in zarr's order (its stored inner chunks
+    from `pieces`, the touched ones new): (keys to set, their bytes, keys to delete)."""
     order = write_order(chain.codec, chain.chunks_per_shard)
     set_keys: list[str] = []
     values: list[Any] = []
     deletes: list[str] = []
-    starts_of = np.searchsorted(shard_of, np.arange(len(wave) + 1))
-    for s in range(len(wave)):
-        pieces: list[Any] = [None] * n_inner
-        row = int(existing_row[s])
-        if row >= 0:
-            base = int(host.offsets[row])
-            for j in np.flatnonzero(t_present[row]).tolist():
-                off = base + int(t_starts[row, j])
-                pieces[j] = host.slab[off : off + int(t_sizes[row, j])]
-        for k in range(int(starts_of[s]), int(starts_of[s + 1])):
-            pieces[int(ids_of[k])] = new_bytes[k]
-        blob = _assemble(chain, pieces, order, n_inner)
+    for s in shards:
+        parts = pieces(s)
+        ids, data = touched.of(s)
+        for j, d in zip(ids.tolist(), data, strict=True):
+            parts[j] = d
+        blob = _assemble(chain, parts, order, chain.n_inner)
         if blob is None:
             deletes.append(keys[s])
         else:

@@ -5,6 +5,9 @@ Two rules keep this safe. A batch never holds more files open than a share of th
 process's open-file limit (`fd_group`): a read of thousands of small chunks opens them
 group by group. And a shard's index and its inner chunks are read through one open file,
 so a read that races an atomic rewrite (temp file, then rename) sees one version of it.
+Shards are opened after any journal a killed partial write left is replayed, and held
+under their shared locks (io.locks), so a partial write of this process is never seen
+half done.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from cuzarr.batch import ByteBatch
 from cuzarr.errors import ChunkDecodeError, decode_error_for
+from cuzarr.io import journal, locks
 from cuzarr.plan.coalesce import coalesce
 from cuzarr.workers import map_ranges
 
@@ -305,9 +309,48 @@ def read_windows(root: str, keys: list[str], starts: np.ndarray, length: int, wh
     return ByteBatch.fixed(slab, int(present.sum()), length), present
 
 
+def recover_journals(paths: list[str], threads: int) -> None:
+    """Replay the journal of each of `paths` that has one (a partial write killed before
+    it ended), each under its file's lock."""
+    found = np.zeros(len(paths), dtype=bool)
+
+    def check(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            found[i] = journal.has_journal(paths[i])
+
+    map_ranges(check, len(paths), threads, min_items=256)
+    for i in np.flatnonzero(found).tolist():
+        with journal.file_lock(paths[i]):
+            journal.recover(paths[i])
+
+
 class ShardFiles(OpenFiles):
     """The shard files of one tile, open once: their indexes and inner chunks are read
-    through the same descriptors."""
+    through the same descriptors. A journal left by a killed partial write is replayed
+    first, and with `lock` the shards' locks are held shared while they are open (a writer
+    that holds them exclusively opens its shards with lock=False)."""
+
+    def __init__(self, root: str, keys: list[str], threads: int, lock: bool = True) -> None:
+        paths = [os.path.join(root, k) for k in keys]
+        recover_journals(paths, threads)
+        self._held = None
+        if lock:
+            self._held = locks.shared([journal.lock_name(p) for p in paths])
+            self._held.__enter__()
+        try:
+            super().__init__(root, keys, threads)
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.__exit__(None, None, None)
+
+    def close(self) -> None:
+        super().close()
+        self._release()
 
     def index(self, nbytes: int, at_start: bool, threads: int) -> IndexRead:
         """The `nbytes`-long index at the start or end of each present shard."""

@@ -95,12 +95,13 @@ class HostReader:
 
     # -- shards ------------------------------------------------------------------------
 
-    def open_shards(self, keys: list[str]) -> ShardFiles:
+    def open_shards(self, keys: list[str], lock: bool = True) -> ShardFiles:
         """The shard files of `keys`, open until closed (LocalStore read through its files):
-        each shard's index and inner chunks are then read from one version of it."""
+        each shard's index and inner chunks are then read from one version of it (`lock`:
+        hold the shards' locks shared meanwhile; see ShardFiles)."""
         if self.root is None:
             raise TypeError("shard files are opened on a LocalStore read through its files")
-        return ShardFiles(self.root, keys, self.threads)
+        return ShardFiles(self.root, keys, self.threads, lock)
 
     async def index(self, keys: list[str], nbytes: int, at_start: bool) -> IndexRead:
         """Read the `nbytes`-long index at the start or end of each shard (any store but

@@ -36,15 +36,16 @@ import contextlib
 import itertools
 import os
 import struct
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import google_crc32c
 
 from cuzarr.errors import CuzarrError
+from cuzarr.io.locks import ShardLock, lock_for
 
-__all__ = ["JOURNAL_SUFFIX", "JournalError", "file_lock", "recover", "write_ranges"]
+__all__ = ["JOURNAL_SUFFIX", "JournalError", "file_lock", "has_journal", "lock_name", "recover",
+           "write_ranges"]
 
 JOURNAL_SUFFIX = ".cuzarr-journal"
 _TEMP_SUFFIX = ".cuzarr-journal-tmp"
@@ -52,10 +53,6 @@ _MAGIC = b"CZJ2"
 _HEAD = struct.Struct("<4sIQQ")
 _RANGE = struct.Struct("<QQ")
 _CRC = struct.Struct("<I")
-
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
-
 
 class JournalError(CuzarrError, OSError):
     """A file's journal cannot be replayed (damaged), or its ranges could not be written
@@ -66,16 +63,17 @@ def journal_path(path: str) -> str:
     return path + JOURNAL_SUFFIX
 
 
-def file_lock(path: str) -> threading.Lock:
-    """The in-process lock of one file: writers of different ranges of one shard take it
-    in turn, so that neither's journal or ranges are lost. Other processes are not
-    excluded: they need a lock of their own (dask's distributed Lock, say)."""
-    key = os.path.abspath(path)
-    with _locks_guard:
-        lock = _locks.get(key)
-        if lock is None:
-            lock = _locks[key] = threading.Lock()
-        return lock
+def lock_name(path: str) -> str:
+    """The name of a file's lock in `io.locks`."""
+    return os.path.abspath(path)
+
+
+def file_lock(path: str) -> ShardLock:
+    """The in-process lock of one file (`with file_lock(path):` holds it exclusively):
+    writers of different ranges of one shard take it in turn, so that neither's journal or
+    ranges are lost, and readers hold it shared. Other processes are not excluded: they
+    need a lock of their own (dask's distributed Lock, say)."""
+    return lock_for(lock_name(path))
 
 
 def _encode(ranges: Sequence[tuple[int, bytes | memoryview]], identity: tuple[int, int]
@@ -171,6 +169,11 @@ def write_ranges(path: str, ranges: Sequence[tuple[int, bytes | memoryview]], *,
                            "none of them were written")
 
 
+def has_journal(path: str) -> bool:
+    """True when `path` has a journal to replay."""
+    return os.path.lexists(journal_path(path))
+
+
 def recover(path: str, *, durable: bool = False) -> bool:
     """Replay and remove the journal of `path`, if one is there (True when one was); a
     temporary journal left by a writer killed before its rename is removed unread. Hold
@@ -183,8 +186,14 @@ def recover(path: str, *, durable: bool = False) -> bool:
         _remove(path + _TEMP_SUFFIX)
         return False
     identity, ranges = _decode(blob, path)
-    with contextlib.suppress(FileNotFoundError):  # the file was deleted since: nothing to do
+    try:
         _apply(path, ranges, durable, identity)  # a file replaced since is left alone
+    except FileNotFoundError:  # the file was deleted since: nothing to do
+        pass
+    except OSError as e:
+        raise JournalError(f"{path!r} has the journal of an unfinished partial write, which "
+                           f"cannot be replayed ({e}); until a process allowed to write the "
+                           "file opens it, it may hold part of that write") from e
     _remove(journal)
     _remove(path + _TEMP_SUFFIX)
     if durable:

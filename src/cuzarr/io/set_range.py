@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from cuzarr.io import journal
 from cuzarr.io.access import access, io_is_own
+from cuzarr.io.locks import ShardLock, lock_for
 
 __all__ = ["LocalRangeWriter", "MemoryRangeWriter", "RangeWriter", "range_writer"]
 
@@ -31,16 +33,22 @@ _MEMORY_IO = ("get", "get_sync", "get_partial_values", "set", "set_sync", "_set"
 
 Ranges = Sequence[tuple[int, bytes | memoryview]]
 
-#: one lock for every MemoryStore range write: a patch is a read, a change and a set of
-#: the whole value, and two of them at once on one value would lose one
-_memory_lock = threading.Lock()
-
 
 class RangeWriter(Protocol):
-    """Writes byte ranges of existing values of one store."""
+    """Writes byte ranges of existing values of one store. Hold `lock(key)` around
+    `size` and `write_ranges` (and everything in between that depends on the value)."""
+
+    def lock_name(self, key: str) -> str:
+        """The name of the value's lock in `io.locks`."""
+        ...
+
+    def lock(self, key: str) -> ShardLock:
+        """The value's in-process lock (`with writer.lock(key):` holds it exclusively)."""
+        ...
 
     def size(self, key: str) -> int | None:
-        """The value's size in bytes, None where it does not exist."""
+        """The value's size in bytes, None where it does not exist (a killed writer's
+        journal is replayed first)."""
         ...
 
     def write_ranges(self, key: str, ranges: Ranges) -> None:
@@ -60,10 +68,15 @@ class LocalRangeWriter:
     def _path(self, key: str) -> str:
         return os.path.join(self.root, key)
 
+    def lock_name(self, key: str) -> str:
+        return journal.lock_name(self._path(key))
+
+    def lock(self, key: str) -> ShardLock:
+        return lock_for(self.lock_name(key))
+
     def size(self, key: str) -> int | None:
         path = self._path(key)
-        with journal.file_lock(path):
-            journal.recover(path, durable=self.durable)
+        journal.recover(path, durable=self.durable)
         try:
             return os.stat(path).st_size
         except FileNotFoundError:
@@ -73,8 +86,7 @@ class LocalRangeWriter:
         path = self._path(key)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no value {key!r} to write ranges of in {self.root!r}")
-        with journal.file_lock(path):
-            journal.write_ranges(path, ranges, durable=self.durable)
+        journal.write_ranges(path, ranges, durable=self.durable)
 
 
 class MemoryRangeWriter:
@@ -82,6 +94,13 @@ class MemoryRangeWriter:
 
     def __init__(self, store: Any) -> None:
         self.store = store
+
+    def lock_name(self, key: str) -> str:
+        # the dict is what two MemoryStore objects over the same values share
+        return f"memory:{id(self.store._store_dict)}:{key}"
+
+    def lock(self, key: str) -> ShardLock:
+        return lock_for(self.lock_name(key))
 
     def size(self, key: str) -> int | None:
         from zarr.core.buffer import default_buffer_prototype
@@ -93,17 +112,17 @@ class MemoryRangeWriter:
         from zarr.core.buffer import default_buffer_prototype
 
         prototype = default_buffer_prototype()
-        with _memory_lock:
-            value = self.store.get_sync(key, prototype=prototype)
-            if value is None:
-                raise FileNotFoundError(f"no value {key!r} to write ranges of in {self.store}")
-            data = bytearray(value.to_bytes())
-            end = max((int(o) + len(d) for o, d in ranges), default=0)
-            if end > len(data):
-                data.extend(bytes(end - len(data)))
-            for offset, chunk in ranges:
-                data[int(offset) : int(offset) + len(chunk)] = chunk
-            self.store.set_sync(key, prototype.buffer.from_bytes(bytes(data)))
+        value = self.store.get_sync(key, prototype=prototype)
+        if value is None:
+            raise FileNotFoundError(f"no value {key!r} to write ranges of in {self.store}")
+        # a new value, set whole: a reader holding the old one keeps it intact
+        end = max((int(o) + len(d) for o, d in ranges), default=0)
+        data = np.empty(max(end, len(value)), dtype=np.uint8)
+        data[: len(value)] = value.as_numpy_array()
+        data[len(value) :] = 0
+        for offset, chunk in ranges:
+            data[int(offset) : int(offset) + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+        self.store.set_sync(key, prototype.buffer.from_array_like(data))
 
 
 @functools.cache
