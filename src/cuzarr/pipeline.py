@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
@@ -28,6 +29,8 @@ from zarr.abc.codec import (
 from cuzarr.config import Options, options
 from cuzarr.devices import cuda_available
 from cuzarr.errors import ConfigError
+from cuzarr.io.access import access
+from cuzarr.io.files import recover_journals
 from cuzarr.plan.chain import Chain, GenericChain, ShardChain, integer_view, prepare_chain
 from cuzarr.plan.patches import Fanout, ShardFanout
 from cuzarr.read import read_plain, read_shards
@@ -175,6 +178,19 @@ class PhasedCodecPipeline(CodecPipeline):
             batch_size=zarr_config.get("codec_pipeline.batch_size"),
         )
 
+    def _zarr_io(self, batch: list[Entry]) -> CodecPipeline:
+        """zarr's pipeline, for a read or write it runs on this batch; shards of a LocalStore
+        first get any journal a killed partial write of cuzarr's left replayed, so zarr
+        never reads or replaces a shard half written."""
+        from zarr.codecs.sharding import ShardingCodec
+
+        if isinstance(self.array_bytes_codec, ShardingCodec) and _all_store_paths(batch):
+            root = access(batch[0][0].store).root
+            if root is not None:
+                recover_journals([os.path.join(root, e[0].path) for e in batch],
+                                 options().threads)
+        return self._zarr_pipeline()
+
     # -- decode / encode (bytes in hand) --------------------------------------------------
 
     async def decode(
@@ -222,13 +238,13 @@ class PhasedCodecPipeline(CodecPipeline):
         groups = _group_by_spec(batch)
         device_out = not isinstance(out_array, np.ndarray)
         if (device_out and not cuda_available()) or not _all_store_paths(batch):
-            return await self._zarr_pipeline().read(batch, out, drop_axes)
+            return await self._zarr_io(batch).read(batch, out, drop_axes)
         chains = [(self._chain(spec, opts), idx) for spec, idx in groups]
         if any(chain is None for chain, _ in chains):
-            return await self._zarr_pipeline().read(batch, out, drop_axes)
+            return await self._zarr_io(batch).read(batch, out, drop_axes)
         out_array = _as_integers(out_array, chains, groups[0][0])
         if out_array is None:
-            return await self._zarr_pipeline().read(batch, out, drop_axes)
+            return await self._zarr_io(batch).read(batch, out, drop_axes)
         status = np.zeros(len(batch), dtype=bool)
         store = batch[0][0].store
         for chain, idx in chains:
@@ -285,17 +301,17 @@ class PhasedCodecPipeline(CodecPipeline):
         if (on_device and (opts.device == "cpu" or not cuda_available())) or not (
             _all_store_paths(batch)
         ):
-            await self._zarr_pipeline().write(batch, value, drop_axes)
+            await self._zarr_io(batch).write(batch, value, drop_axes)
             return
         groups = _group_by_spec(batch)
         chains = [(self._chain(spec, opts), idx) for spec, idx in groups]
         if any(chain is None or (on_device and not device_writes(chain))
                for chain, _ in chains):
-            await self._zarr_pipeline().write(batch, value, drop_axes)
+            await self._zarr_io(batch).write(batch, value, drop_axes)
             return
         value_array = _as_integers(value_array, chains, None)
         if value_array is None:
-            await self._zarr_pipeline().write(batch, value, drop_axes)
+            await self._zarr_io(batch).write(batch, value, drop_axes)
             return
         store = batch[0][0].store
         for chain, idx in chains:
