@@ -1,5 +1,6 @@
 """`python -m bench`: see bench.cli; `python -m bench gpu-check --out DIR`: bench.gpu_check;
-`python -m bench loader`: bench.loader; `python -m bench dask`: bench.cluster."""
+`python -m bench loader`: bench.loader; `python -m bench dask`: bench.cluster;
+`python -m bench partial-writes`: bench.partial_writes."""
 
 import sys
 
@@ -11,6 +12,10 @@ if sys.argv[1:2] == ["dask"]:
     from bench.cluster import main as dask_bench
 
     sys.exit(dask_bench(sys.argv[2:]))
+if sys.argv[1:2] == ["partial-writes"]:
+    from bench.partial_writes import main as partial_writes
+
+    sys.exit(partial_writes(sys.argv[2:]))
 if sys.argv[1:2] == ["loader"]:
     from bench.loader import main as loader
 
