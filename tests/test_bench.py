@@ -741,6 +741,31 @@ def test_quick_loader_bench_smoke(tmp_path: Path) -> None:
     assert "| cuzarr |" in (out / "loader.md").read_text()
 
 
+def test_quick_partial_writes_bench_smoke(tmp_path: Path) -> None:
+    """`python -m bench partial-writes --quick`, one round: every engine writes 1, 16 and
+    256 inner chunks of both shards, and every array reads back as written (the bench
+    raises otherwise); cuzarr's writes go in place (its shard file is the same size)."""
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "partial-writes", "--quick", "--rounds", "1",
+         "--out", str(out)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((out / "partial-writes.json").read_text())
+    assert set(results["cases"]) == {"raw", "zstd"}
+    for case in results["cases"].values():
+        assert "zarr" in case["checked_by"]
+        assert set(case["rows"]) == {"1", "16", "256"}
+        for per in case["rows"].values():
+            assert {"cuzarr", "zarr"} <= set(per)
+            assert per["cuzarr"]["best_s"] > 0 and "vs_zarr" in per["cuzarr"]
+    raw = results["cases"]["raw"]
+    assert raw["cuzarr_shard_file_bytes"] == raw["shard_bytes"] + 4096 * 16 + 4
+    assert "| 256 |" in (out / "partial-writes.md").read_text()
+
+
 def test_quick_dask_bench_smoke(tmp_path: Path) -> None:
     """`python -m bench dask --quick`: both engines on 1 and 2 real workers, results
     checked (equal sums, written shards equal to the generator)."""
