@@ -16,6 +16,7 @@ from cuzarr.decode import encode_fixed, encode_generic, index_error
 from cuzarr.devices import CpuDevice, Device, select_device
 from cuzarr.devices.base import run_in_tile
 from cuzarr.errors import ShardIndexError
+from cuzarr.io import files
 from cuzarr.io.access import access
 from cuzarr.io.files import fd_group
 from cuzarr.io.host import HostReader, store_prototype
@@ -93,9 +94,16 @@ def _encode(chain: Chain, chunks: Any, keep: np.ndarray, device: Device,
     return encode_generic(chain, [chunks[i, ...] for i in np.flatnonzero(keep)], threads)
 
 
+def _joined(value: Any) -> Any:
+    """A value to store as one byte-like (a shard's parts are joined in one copy)."""
+    if isinstance(value, list):
+        return np.concatenate([np.frombuffer(p, dtype=np.uint8) for p in value])
+    return value
+
+
 def _buffers(values: list[Any], buffer: Any) -> list[Any]:
     """Encoded values as Buffers of the class the store is given (`buffer`)."""
-    return [buffer.from_bytes(np.frombuffer(v, dtype=np.uint8)) for v in values]
+    return [buffer.from_bytes(np.frombuffer(_joined(v), dtype=np.uint8)) for v in values]
 
 
 def _buffer_class(store: Any, prototype: Any) -> Any:
@@ -111,12 +119,25 @@ def _buffer_class(store: Any, prototype: Any) -> Any:
 
 def _store_writes_sync(store: Any, keys: list[str], values: list[Any], deletes: list[str],
                        threads: int, buffer: Any) -> None:
-    """Set and delete keys on a store with sync IO (LocalStore: atomic temp-and-rename)."""
-    buffers = _buffers(values, buffer)
+    """Set and delete keys on a store with sync IO (LocalStore: atomic temp-and-rename).
+    A value is a byte-like or a list of them (a shard's inner chunks and index): a
+    LocalStore whose IO is its own gets them written straight into its files, one writev
+    each; any other store a Buffer through its own `set_sync`."""
+    root = access(store).root
+    if root is not None:
+        if keys:
+            store._check_writable()
 
-    def work_set(lo: int, hi: int) -> None:
-        for i in range(lo, hi):
-            store.set_sync(keys[i], buffers[i])
+        def work_set(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                value = values[i]
+                files.write_file(root, keys[i], value if isinstance(value, list) else [value])
+    else:
+        buffers = _buffers(values, buffer)
+
+        def work_set(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                store.set_sync(keys[i], buffers[i])
 
     def work_delete(lo: int, hi: int) -> None:
         for i in range(lo, hi):
@@ -569,8 +590,9 @@ def assemble_shards(chain: ShardChain, keys: list[str], shards: Any, touched: To
 
 
 def _assemble(chain: ShardChain, pieces: list[Any], order: np.ndarray,
-              n_inner: int) -> np.ndarray | None:
-    """Lay out present inner chunks in `order`, build the index; None for an empty shard."""
+              n_inner: int) -> list[Any] | None:
+    """Lay out present inner chunks in `order`, build the index; None for an empty shard.
+    Returns the shard's parts in file order (written with one writev, or joined)."""
     sizes = np.array([0 if p is None else len(p) for p in pieces], dtype=np.int64)
     present = np.array([p is not None for p in pieces], dtype=bool)
     if not present.any():
@@ -585,18 +607,9 @@ def _assemble(chain: ShardChain, pieces: list[Any], order: np.ndarray,
     table = np.full((n_inner, 2), EMPTY, dtype=np.uint64)
     table[ordered, 0] = offsets.astype(np.uint64)
     table[ordered, 1] = lens.astype(np.uint64)
-    index = np.frombuffer(encode_index(chain, table), dtype=np.uint8)
-    data_nbytes = int(lens.sum())
-    blob = np.empty(data_nbytes + index.size, dtype=np.uint8)
-    for j, off in zip(ordered.tolist(), offsets.tolist(), strict=True):
-        piece = np.frombuffer(pieces[j], dtype=np.uint8) if not isinstance(
-            pieces[j], np.ndarray) else pieces[j]
-        blob[off : off + piece.size] = piece
-    if chain.index_at_start:
-        blob[: index.size] = index
-    else:
-        blob[data_nbytes:] = index
-    return blob
+    index = encode_index(chain, table)
+    parts = [pieces[j] for j in ordered.tolist()]
+    return [index, *parts] if chain.index_at_start else [*parts, index]
 
 
 def _interleave(nd: int) -> tuple[int, ...]:

@@ -12,12 +12,15 @@ half done.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import os
 import stat
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -27,7 +30,8 @@ from cuzarr.io import journal, locks
 from cuzarr.plan.coalesce import coalesce
 from cuzarr.workers import map_ranges
 
-__all__ = ["IndexRead", "ShardFiles", "fd_group", "read_whole", "read_windows"]
+__all__ = ["IndexRead", "ShardFiles", "fd_group", "read_whole", "read_windows", "recover_journals",
+           "write_file"]
 
 _MISSING = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
@@ -395,3 +399,49 @@ class ShardFiles(OpenFiles):
 
         map_ranges(work, len(plan.group_key), threads, min_items=4)
         return ByteBatch(slab, plan.member_slab_offset, np.asarray(sizes, dtype=np.int64))
+
+
+_IOV_MAX = max(16, min(1024, os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024))
+_temp_names = itertools.count()
+
+
+def _writev_all(fd: int, views: list[memoryview]) -> None:
+    """Write every view, in order, at the file's position (short writes continued)."""
+    i = 0
+    while i < len(views):
+        done = os.writev(fd, views[i : i + _IOV_MAX])
+        while done and i < len(views):
+            if done >= len(views[i]):
+                done -= len(views[i])
+                i += 1
+            else:
+                views[i] = views[i][done:]
+                done = 0
+
+
+def write_file(root: str, key: str, parts: list[Any]) -> None:
+    """Store a LocalStore value made of `parts` (byte-likes, concatenated) as LocalStore
+    does: into a temporary file beside it, then renamed over it (readers see the old value
+    or the new one), its folders made as needed; one writev, no joined copy."""
+    path = os.path.join(root, key)
+    temp = f"{path}.{os.getpid()}-{threading.get_ident()}-{next(_temp_names)}.partial"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        fd = os.open(temp, flags, 0o666)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(temp, flags, 0o666)
+    try:
+        views = [memoryview(p).cast("B") for p in parts]
+        _writev_all(fd, [v for v in views if len(v)])
+    except BaseException:
+        os.close(fd)
+        os.unlink(temp)
+        raise
+    os.close(fd)
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
