@@ -68,16 +68,16 @@ def test_a_journal_left_by_a_killed_writer_is_replayed(tmp_path: Path,
 
     path = tmp_path / "shard"
     path.write_bytes(b"".join(_fill(0) for _ in range(SLOTS)))
-    real = journal._apply
+    real = journal._pwrite_all
 
-    def half(p: str, ranges, durable: bool, identity=None) -> None:
-        real(p, ranges[: len(ranges) // 2], durable, identity)
+    def half(fd: int, ranges: Any, durable: bool) -> None:
+        real(fd, ranges[: len(ranges) // 2], durable)
         raise KeyboardInterrupt  # the process dies here
 
-    monkeypatch.setattr(journal, "_apply", half)
+    monkeypatch.setattr(journal, "_pwrite_all", half)
     with pytest.raises(KeyboardInterrupt):
         write_ranges(str(path), [(k * SLOT, _fill(5)) for k in range(0, SLOTS, 4)])
-    monkeypatch.setattr(journal, "_apply", real)
+    monkeypatch.setattr(journal, "_pwrite_all", real)
     assert (_slots(path) == 5).sum() == SLOTS // 8  # half applied
     assert recover(str(path)) is True
     assert (_slots(path) == 5).sum() == SLOTS // 4
@@ -226,3 +226,38 @@ def test_a_file_replaced_during_a_write_fails_the_write_loudly(
         write_ranges(str(path), [(0, b"XY")])
     assert path.read_bytes() == b"replaced"
     assert not (tmp_path / ("shard" + JOURNAL_SUFFIX)).exists()
+
+
+_PAUSED_WRITER = '''
+import os, sys, time
+from cuzarr.io import journal
+real = journal._pwrite_all
+
+def paused(fd, ranges, durable):
+    print("in the window", flush=True)  # the journal is in place, no range written yet
+    time.sleep(1.0)
+    real(fd, ranges, durable)
+
+journal._pwrite_all = paused
+journal.write_ranges(sys.argv[1], [(0, b"NEW!"), (8, b"new!")])
+print("done", flush=True)
+'''
+
+
+def test_another_process_never_replays_a_live_writers_journal(tmp_path: Path) -> None:
+    """A process that finds a journal while its writer, in another process, is still at
+    work waits for that writer (its flock on the file) instead of replaying the journal
+    under it: a replay then would land older bytes over what the writer writes next."""
+    path = tmp_path / "shard"
+    path.write_bytes(b"old!" * 4)
+    writer = subprocess.Popen([sys.executable, "-c", _PAUSED_WRITER, str(path)],
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None
+    assert writer.stdout.readline().strip() == "in the window"
+    assert (tmp_path / ("shard" + JOURNAL_SUFFIX)).exists()
+    started = time.perf_counter()
+    assert recover(str(path)) is False  # it waited; the writer removed its journal itself
+    assert time.perf_counter() - started > 0.5
+    assert writer.stdout.readline().strip() == "done"
+    assert writer.wait(timeout=30) == 0
+    assert path.read_bytes() == b"NEW!old!new!old!"

@@ -70,7 +70,7 @@ def _value(kind: str, seed: int, shape: tuple[int, ...]) -> Any:
     return rng.integers(0, spread, shape).astype("uint16")
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(writes=st.lists(_write, min_size=1, max_size=6),
        codec=st.sampled_from(["raw", "zstd"]), index_location=st.sampled_from(["end", "start"]))
@@ -96,7 +96,7 @@ def test_partial_writes_read_back_as_full_rewrites_do(
         assert sorted(p.name for p in root.rglob("*") if p.is_file() and p.parent.name
                       != root.name) == sorted(
             k.rsplit("/", 1)[-1] for k in theirs.store._store_dict if k.startswith("c/"))
-    _other_readers(root, expected)
+        _other_readers(root, expected)
     assert not list(root.rglob("*" + JOURNAL_SUFFIX))
 
 
@@ -181,17 +181,17 @@ from cuzarr.io import journal
 
 zarr.config.set({"codec_pipeline.path": "cuzarr.PhasedCodecPipeline"})
 where = sys.argv[2]
-real_apply = journal._apply
+real_apply = journal._pwrite_all
 
-def crash_in_apply(path, ranges, durable, identity=None):
+def crash_in_apply(fd, ranges, durable):
     if where == "apply":  # the first range written, then the process dies
-        real_apply(path, ranges[:1], durable, identity)
+        real_apply(fd, ranges[:1], durable)
         os._exit(9)
     if where == "before-apply":
         os._exit(9)
-    return real_apply(path, ranges, durable, identity)
+    return real_apply(fd, ranges, durable)
 
-journal._apply = crash_in_apply
+journal._pwrite_all = crash_in_apply
 if where == "before-rename":
     real_replace = os.replace
     def crash_replace(a, b):

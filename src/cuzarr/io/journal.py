@@ -18,6 +18,12 @@ any instant and the next `recover`, the file is therefore wholly as before the w
 file and their folder are also fsynced at each step, which extends the guarantee from a
 killed process to a crashed machine (at the cost of two or three fsyncs per write).
 
+A writer holds an exclusive flock on the file from before its journal exists until after it
+is removed, and `recover` takes the same flock before it reads a journal: a process never
+replays the journal of a writer in another process that is still at work (that replay could
+land after the writer's next write, older bytes over newer ones). A killed writer's flock
+is released with it.
+
 A journal names the file it was made for (its device and inode numbers): a file replaced
 since (zarr's LocalStore writes a new file and renames it over the old one, and so does
 cuzarr's full rewrite of a shard) is not the one the journal's ranges belong to, and the
@@ -33,10 +39,11 @@ the file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import google_crc32c
@@ -120,24 +127,40 @@ def _identity(info: os.stat_result) -> tuple[int, int]:
     return int(info.st_dev), int(info.st_ino)
 
 
-def _apply(path: str, ranges: Sequence[tuple[int, Any]], durable: bool,
-           identity: tuple[int, int] | None = None) -> bool:
-    """Write the ranges into `path`; False (nothing written) where `identity` is given and
-    the file is another one than the journal was made for."""
-    fd = os.open(path, os.O_WRONLY)
+@contextlib.contextmanager
+def _locked_file(path: str) -> Iterator[int | None]:
+    """`path` open for writing under an exclusive flock (None where it does not exist).
+    The flock keeps the journal step of other processes out: a process replaying a journal
+    while its writer is still at work, or after that writer went on to a newer write, would
+    put older bytes over newer ones. A killed writer's flock goes with it."""
     try:
-        if identity is not None and _identity(os.fstat(fd)) != identity:
-            return False
-        for offset, data in ranges:
-            view = memoryview(data).cast("B")
-            done = 0
-            while done < len(view):
-                done += os.pwrite(fd, view[done:], offset + done)
-        if durable:
-            os.fsync(fd)
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
     finally:
-        os.close(fd)
-    return True
+        os.close(fd)  # and the flock with it
+
+
+def _pwrite_all(fd: int, ranges: Sequence[tuple[int, Any]], durable: bool) -> None:
+    for offset, data in ranges:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], offset + done)
+    if durable:
+        os.fsync(fd)
+
+
+def _same_file(fd: int, path: str) -> bool:
+    """True when `path` still names the file `fd` holds open."""
+    try:
+        return _identity(os.stat(path)) == _identity(os.fstat(fd))
+    except FileNotFoundError:
+        return False
 
 
 def write_ranges(path: str, ranges: Sequence[tuple[int, bytes | memoryview]], *,
@@ -149,24 +172,28 @@ def write_ranges(path: str, ranges: Sequence[tuple[int, bytes | memoryview]], *,
     for (a, da), (b, _) in itertools.pairwise(order):
         if a + len(da) > b:
             raise ValueError(f"ranges at {a} and {b} of {path!r} overlap")
-    recover(path, durable=durable)
-    identity = _identity(os.stat(path))
-    temp = path + _TEMP_SUFFIX
-    with open(temp, "wb") as f:
-        f.write(_encode(order, identity))
+    with _locked_file(path) as fd:
+        if fd is None:
+            raise FileNotFoundError(f"no file {path!r} to write ranges of")
+        _replay(fd, path, durable)
+        identity = _identity(os.fstat(fd))
+        temp = path + _TEMP_SUFFIX
+        with open(temp, "wb") as f:
+            f.write(_encode(order, identity))
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        if not _same_file(fd, path):  # renamed over since it was opened: write nothing
+            _remove(temp)
+            raise JournalError(f"{path!r} was replaced while its ranges were being written; "
+                               "none of them were written")
+        os.replace(temp, journal_path(path))
         if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(temp, journal_path(path))
-    if durable:
-        _fsync_dir(path)
-    applied = _apply(path, order, durable, identity)
-    os.unlink(journal_path(path))
-    if durable:
-        _fsync_dir(path)
-    if not applied:  # renamed over between the stat and the writes: nothing was written
-        raise JournalError(f"{path!r} was replaced while its ranges were being written; "
-                           "none of them were written")
+            _fsync_dir(path)
+        _pwrite_all(fd, order, durable)
+        _remove(journal_path(path))
+        if durable:
+            _fsync_dir(path)
 
 
 def has_journal(path: str) -> bool:
@@ -178,6 +205,24 @@ def recover(path: str, *, durable: bool = False) -> bool:
     """Replay and remove the journal of `path`, if one is there (True when one was); a
     temporary journal left by a writer killed before its rename is removed unread. Hold
     `file_lock(path)` where other threads of this process may be writing the file."""
+    if not (has_journal(path) or os.path.lexists(path + _TEMP_SUFFIX)):
+        return False
+    try:
+        with _locked_file(path) as fd:
+            if fd is None:  # the file was deleted since: its journal is of nothing
+                found = has_journal(path)
+                _remove(journal_path(path))
+                _remove(path + _TEMP_SUFFIX)
+                return found
+            return _replay(fd, path, durable)
+    except PermissionError as e:
+        raise JournalError(f"{path!r} has the journal of an unfinished partial write, which "
+                           f"cannot be replayed ({e}); until a process allowed to write the "
+                           "file opens it, it may hold part of that write") from e
+
+
+def _replay(fd: int, path: str, durable: bool) -> bool:
+    """recover(), with `path` open as `fd` under its flock."""
     journal = journal_path(path)
     try:
         with open(journal, "rb") as f:
@@ -186,14 +231,8 @@ def recover(path: str, *, durable: bool = False) -> bool:
         _remove(path + _TEMP_SUFFIX)
         return False
     identity, ranges = _decode(blob, path)
-    try:
-        _apply(path, ranges, durable, identity)  # a file replaced since is left alone
-    except FileNotFoundError:  # the file was deleted since: nothing to do
-        pass
-    except OSError as e:
-        raise JournalError(f"{path!r} has the journal of an unfinished partial write, which "
-                           f"cannot be replayed ({e}); until a process allowed to write the "
-                           "file opens it, it may hold part of that write") from e
+    if _identity(os.fstat(fd)) == identity:  # a file replaced since is left alone
+        _pwrite_all(fd, ranges, durable)
     _remove(journal)
     _remove(path + _TEMP_SUFFIX)
     if durable:
