@@ -314,3 +314,23 @@ def test_threads_writing_disjoint_inner_chunks_of_one_shard_lose_nothing(
     final = np.concatenate([versions[t][-1] for t in range(8)])
     np.testing.assert_array_equal(read_with(ORACLE_PIPELINE, LocalStore(root)), final)
     assert os.path.getsize(root / "c" / "0" / "0") < 4 * final.nbytes  # compacted as it went
+
+
+@pytest.mark.parametrize("region", [(slice(0, 6), slice(0, 8)), (slice(None), slice(None))])
+def test_a_read_only_store_refuses_writes_as_zarr_does(tmp_path: Path, test_pipeline: str,
+                                                      region: tuple[slice, ...]) -> None:
+    """In place or whole, cuzarr's own file writes check the store as LocalStore.set does,
+    and nothing changes."""
+    arr = _create(test_pipeline, LocalStore(tmp_path), "zstd", "end")
+    with using_pipeline(test_pipeline):
+        arr[...] = 3
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    errors = {}
+    for path in (test_pipeline, ORACLE_PIPELINE):
+        with using_pipeline(path):
+            readonly = zarr.open_array(LocalStore(tmp_path, read_only=True), mode="r")
+            with pytest.raises(ValueError) as caught:
+                readonly[region] = 4
+            errors[path] = str(caught.value)
+    assert errors[test_pipeline] == errors[ORACLE_PIPELINE]
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

@@ -125,7 +125,8 @@ def _store_writes_sync(store: Any, keys: list[str], values: list[Any], deletes: 
     each; any other store a Buffer through its own `set_sync`."""
     root = access(store).root
     if root is not None:
-        if keys:
+        if keys:  # what LocalStore.set_sync checks first
+            store._ensure_open_sync()
             store._check_writable()
 
         def work_set(lo: int, hi: int) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from cuzarr.config import Options
 from cuzarr.decode import index_error
 from cuzarr.devices import Device
 from cuzarr.io import files, locks
+from cuzarr.io.access import access
 from cuzarr.io.files import fd_group
 from cuzarr.io.host import HostReader
 from cuzarr.io.set_range import RangeWriter
@@ -184,6 +186,7 @@ async def write_shards_in_place(
 ) -> None:
     """Write shards on a store with a range writer: partial writes of stored shards in
     place, the rest whole (`covered`: the shards the value covers whole)."""
+    store._check_writable()  # as the store's own set does, before anything is written
     keys = [e[0].path for e in entries]
     names = [writer.lock_name(k) for k in keys]
     prototype = entries[0][1].prototype
@@ -195,9 +198,10 @@ async def write_shards_in_place(
         wave, wkeys = entries[lo:hi], keys[lo:hi]
         reader = HostReader(store, threads, alloc=device.host_empty, prototype=prototype)
         with locks.exclusive(names[lo:hi]):
-            if reader.root is not None:  # a stale journal never outlives the file it is of
-                files.recover_journals([f"{reader.root}/{k}" for k in wkeys], threads)
             candidates = np.flatnonzero(~covered[lo:hi])
+            if reader.root is not None:  # a shard replaced whole loses its journal first
+                files.recover_journals([os.path.join(reader.root, wkeys[i]) for i in
+                                        np.flatnonzero(covered[lo:hi]).tolist()], threads)
             with _read_stored(chain, reader, writer, wkeys, candidates, limits,
                               threads) as stored, device.tile_scope():
                 touched = encode_touched(chain, wave, wkeys, stored.stored, value, drop_axes,
@@ -208,7 +212,7 @@ async def write_shards_in_place(
 
     per_tile = min(opts.wave_bytes, device.tile_bytes) // max(
         1, math.prod(chain.shard_shape) * dtype.itemsize)
-    if HostReader(store, 1).root is not None:
+    if access(store).root is not None:  # a tile holds its shard files open
         per_tile = min(per_tile, fd_group(opts.threads))
     tile = split_on(device.out_of_memory, tile, _too_big(keys, "shard", device))
     await asyncio.to_thread(run_tiles, tile, len(entries), per_tile, opts.threads,

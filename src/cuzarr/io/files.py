@@ -425,7 +425,7 @@ def write_file(root: str, key: str, parts: list[Any]) -> None:
     or the new one), its folders made as needed; one writev, no joined copy."""
     path = os.path.join(root, key)
     temp = f"{path}.{os.getpid()}-{threading.get_ident()}-{next(_temp_names)}.partial"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC  # a dead process's leftover is overwritten
     try:
         fd = os.open(temp, flags, 0o666)
     except FileNotFoundError:
