@@ -261,3 +261,31 @@ def test_another_process_never_replays_a_live_writers_journal(tmp_path: Path) ->
     assert writer.stdout.readline().strip() == "done"
     assert writer.wait(timeout=30) == 0
     assert path.read_bytes() == b"NEW!old!new!old!"
+
+
+def test_ranges_planned_from_another_file_are_not_written(tmp_path: Path) -> None:
+    """A write planned from one version of a shard (its index read through one open file)
+    writes nothing into a file renamed over it since: its ranges would point elsewhere."""
+    path = tmp_path / "shard"
+    path.write_bytes(b"old!" * 4)
+    planned = os.stat(path)
+    (tmp_path / "new").write_bytes(b"replaced by another writer")
+    os.replace(tmp_path / "new", path)
+    with pytest.raises(JournalError, match="replaced since its index was read"):
+        write_ranges(str(path), [(0, b"XY")], identity=(planned.st_dev, planned.st_ino))
+    assert path.read_bytes() == b"replaced by another writer"
+    assert not (tmp_path / ("shard" + JOURNAL_SUFFIX)).exists()
+
+
+def test_shard_locks_do_not_outlive_their_use(tmp_path: Path) -> None:
+    import gc
+
+    from cuzarr.io import locks
+
+    names = [str(tmp_path / f"s{i}") for i in range(1000)]
+    with locks.shared(names):
+        assert all(name in locks._locks for name in names)
+    with locks.exclusive(names[:10]):
+        pass
+    gc.collect()
+    assert not any(name in locks._locks for name in names)

@@ -334,3 +334,90 @@ def test_a_read_only_store_refuses_writes_as_zarr_does(tmp_path: Path, test_pipe
             errors[path] = str(caught.value)
     assert errors[test_pipeline] == errors[ORACLE_PIPELINE]
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("region", [(slice(0, 6), slice(0, 8)), (slice(None), slice(None))])
+def test_a_write_after_a_killed_write_replays_its_journal_without_waiting_on_itself(
+    tmp_path: Path, test_pipeline: str, region: tuple[slice, ...]
+) -> None:
+    """The first write after a kill (no read in between) replays the journal under the
+    shard lock it already holds: partial (the shard merged) and whole (replaced)."""
+    root = tmp_path / "a.zarr"
+    arr = _create(test_pipeline, LocalStore(root), "raw", "end")
+    with using_pipeline(test_pipeline):
+        arr[...] = 1
+    shard = root / "c" / "0" / "0"
+    info = shard.stat()
+    from cuzarr.io.journal import _encode
+
+    Path(str(shard) + JOURNAL_SUFFIX).write_bytes(
+        _encode([(0, np.full(48, 3, dtype="<u2").tobytes())], (info.st_dev, info.st_ino)))
+
+    def write() -> None:
+        with using_pipeline(test_pipeline):
+            arr[region] = 7
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    writer.join(60)
+    assert not writer.is_alive(), "the write hung on its own shard lock"
+    expected = np.ones(SHAPE, dtype="uint16")
+    expected[0:6, 0:8] = 3  # the replayed write
+    expected[region] = 7
+    np.testing.assert_array_equal(read_with(ORACLE_PIPELINE, LocalStore(root)), expected)
+    assert not Path(str(shard) + JOURNAL_SUFFIX).exists()
+
+
+_STARVED = r'''
+import contextlib, sys, threading, time
+import numpy as np, zarr
+from zarr.codecs import BytesCodec, ShardingCodec, ZstdCodec
+import cuzarr
+import cuzarr.write_in_place as wip
+
+zarr.config.set({"codec_pipeline.path": "cuzarr.PhasedCodecPipeline"})
+cuzarr.config.set(threads=2, wave_bytes=1 << 20, device="cpu")
+arr = zarr.create_array(sys.argv[1], shape=(512, 512 * 12), chunks=(512, 512),
+                        dtype="uint16", fill_value=0, compressors=None,
+                        serializer=ShardingCodec(chunk_shape=(32, 32),
+                                                 codecs=[BytesCodec(), ZstdCodec(level=1)]))
+data = np.random.default_rng(0).integers(0, 50, arr.shape).astype("uint16")
+arr[...] = data
+real, started = wip._read_stored, threading.Event()
+
+@contextlib.contextmanager
+def slow(*args, **kwargs):  # the write holds its shard locks a while
+    started.set()
+    time.sleep(1.0)
+    with real(*args, **kwargs) as stored:
+        yield stored
+
+wip._read_stored = slow
+seen = []
+
+def reader(k):  # multi-tile reads whose pool lanes block on the write's shards
+    started.wait()
+    time.sleep(0.2 * k)
+    seen.append(arr[:, : 512 * 10])
+
+readers = [threading.Thread(target=reader, args=(k,)) for k in range(2)]
+for t in readers:
+    t.start()
+arr[1:511, 0:1024] = 5
+for t in readers:
+    t.join()
+data[1:511, 0:1024] = 5
+assert all(np.array_equal(s, data[:, : 512 * 10]) for s in seen)
+print("done")
+'''
+
+
+def test_reads_blocked_on_a_writes_shards_do_not_starve_its_pool_work(
+    tmp_path: Path, test_pipeline: str
+) -> None:
+    """A write holding its shards' locks hands its decode and encode to the pool, whose
+    threads may all be read tiles waiting for those very locks: the write runs that work
+    itself instead of waiting for a free thread (workers.map_ranges)."""
+    proc = subprocess.run([sys.executable, "-c", _STARVED, str(tmp_path / "a.zarr")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-3000:]

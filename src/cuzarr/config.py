@@ -115,8 +115,9 @@ _SETTINGS: dict[str, tuple[Any, Callable[[str, Any], Any], str]] = {
     "durable_writes": (
         False,
         _boolean,
-        "fsync each partial write's journal, shard and folder: its all-or-nothing holds "
-        "across a machine crash, not only a killed process",
+        "fsync what cuzarr writes into a LocalStore's files (each partial write's journal "
+        "and shard, each whole chunk or shard, and their folders): writes survive a machine "
+        "crash, not only a killed process",
     ),
 }
 

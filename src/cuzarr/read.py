@@ -17,8 +17,10 @@ from cuzarr.decode import decode_fixed, decode_generic, index_error, named
 from cuzarr.devices import select_device
 from cuzarr.devices.base import run_in_tile
 from cuzarr.errors import DeviceMemoryError
+from cuzarr.io import locks
 from cuzarr.io.files import fd_group
 from cuzarr.io.host import HostReader, ShardsVanished
+from cuzarr.io.set_range import MemoryRangeWriter, range_writer
 from cuzarr.plan.chain import Chain, FixedChain, ShardChain
 from cuzarr.plan.coalesce import coalesce
 from cuzarr.plan.patches import Fanout, ShardFanout
@@ -364,6 +366,17 @@ async def read_shards(
     return present_all
 
 
+def _value_locks(store: Any, keys: list[str]) -> list[str]:
+    """The lock names a read of these shards holds shared on a store whose values cuzarr
+    patches in place and reads in several calls (a MemoryStore: index, then ranges), so
+    that it never pairs an old index with a new value; none elsewhere (a LocalStore's
+    ShardFiles hold theirs)."""
+    writer = range_writer(store)
+    if not isinstance(writer, MemoryRangeWriter):
+        return []
+    return [writer.lock_name(k) for k in keys]
+
+
 @dataclass
 class _ShardPlan:
     """The inner chunks to read for a range of shards, as numpy arrays."""
@@ -407,14 +420,15 @@ class _ShardRead:
                 plan, present_keys = self._plan(index, lo, hi, threads)
                 batch = self._read_open(reader, shards, plan, present_keys, threads)
         else:
-            index = reader.index_sync(keys, chain.index_nbytes, chain.index_at_start)
-            while True:
-                plan, present_keys = self._plan(index, lo, hi, threads)
-                try:
-                    batch = self._fetch_sync(reader, plan, present_keys)
-                    break
-                except ShardsVanished as gone:
-                    index = gone.without(index)
+            with locks.shared(_value_locks(reader.store, keys)):
+                index = reader.index_sync(keys, chain.index_nbytes, chain.index_at_start)
+                while True:
+                    plan, present_keys = self._plan(index, lo, hi, threads)
+                    try:
+                        batch = self._fetch_sync(reader, plan, present_keys)
+                        break
+                    except ShardsVanished as gone:
+                        index = gone.without(index)
         self._decode_and_place(batch, plan, present_keys, index.present, lo, threads)
         return index.present
 

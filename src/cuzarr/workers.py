@@ -61,7 +61,10 @@ def map_ranges(
 
     `min_items` keeps tiny batches on the calling thread (a hop costs ~20 us).
     Exceptions propagate; the lowest failing range's error wins, so errors are
-    reported in the same order a serial loop would report them.
+    reported in the same order a serial loop would report them. The calling thread runs
+    the first range, and any range no pool thread has started by then: work never waits
+    for a pool whose threads are all busy, or blocked (on a shard lock held by the
+    caller, say).
     """
     if n <= 0:
         return
@@ -70,12 +73,24 @@ def map_ranges(
         fn(0, n)
         return
     bounds = [n * k // parts for k in range(parts + 1)]
+    ranges = list(itertools.pairwise(bounds))
     pool = _get_pool(threads)
-    futures = [pool.submit(fn, lo, hi) for lo, hi in itertools.pairwise(bounds)]
-    errors = [f.exception() for f in futures]
+    futures = [pool.submit(fn, lo, hi) for lo, hi in ranges[1:]]
+    errors = [_run_here(fn, *ranges[0])]
+    for (lo, hi), future in zip(ranges[1:], futures, strict=True):
+        errors.append(_run_here(fn, lo, hi) if future.cancel() else future.exception())
     for error in errors:
         if error is not None:
             raise error
+
+
+def _run_here(fn: Callable[..., None], *args: int) -> BaseException | None:
+    """fn(*args) on this thread; the exception it raised, or None."""
+    try:
+        fn(*args)
+    except BaseException as e:  # raised by the caller, in range order
+        return e
+    return None
 
 
 def run_tiles(
@@ -110,6 +125,7 @@ def run_tiles(
                 fn(*tiles[t], 1)
 
         futures = [pool.submit(block, k) for k in range(blocks.lanes)]
+        starts = [(block, k) for k in range(blocks.lanes)]
     else:
         lanes = min(limit, len(tiles))
         inner = max(1, threads // lanes)
@@ -120,7 +136,12 @@ def run_tiles(
                 fn(lo, hi, inner)
 
         futures = [pool.submit(lane, k) for k in range(lanes)]
-    errors = [f.exception() for f in futures]
+        starts = [(lane, k) for k in range(lanes)]
+    # a lane no pool thread has started runs here (see map_ranges); then wait for the rest
+    here = [_run_here(*start) if f.cancel() else None
+            for f, start in zip(futures, starts, strict=True)]
+    errors = [e if f.cancelled() else f.exception()
+              for f, e in zip(futures, here, strict=True)]
     for error in errors:
         if error is not None:
             raise error

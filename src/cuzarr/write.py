@@ -118,11 +118,12 @@ def _buffer_class(store: Any, prototype: Any) -> Any:
 
 
 def _store_writes_sync(store: Any, keys: list[str], values: list[Any], deletes: list[str],
-                       threads: int, buffer: Any) -> None:
+                       threads: int, buffer: Any, durable: bool = False) -> None:
     """Set and delete keys on a store with sync IO (LocalStore: atomic temp-and-rename).
     A value is a byte-like or a list of them (a shard's inner chunks and index): a
     LocalStore whose IO is its own gets them written straight into its files, one writev
-    each; any other store a Buffer through its own `set_sync`."""
+    each (`durable`: fsynced, with its folder); any other store a Buffer through its own
+    `set_sync`."""
     root = access(store).root
     if root is not None:
         if keys:  # what LocalStore.set_sync checks first
@@ -132,7 +133,8 @@ def _store_writes_sync(store: Any, keys: list[str], values: list[Any], deletes: 
         def work_set(lo: int, hi: int) -> None:
             for i in range(lo, hi):
                 value = values[i]
-                files.write_file(root, keys[i], value if isinstance(value, list) else [value])
+                files.write_file(root, keys[i], value if isinstance(value, list) else [value],
+                                 durable)
     else:
         buffers = _buffers(values, buffer)
 
@@ -183,7 +185,8 @@ async def _drive(store: Any, entries: list[Any], item_nbytes: int, opts: Options
                     [keys[lo + i] for i in part])
             with device.tile_scope():
                 set_keys, values, deletes = build(lo, hi, part, host, present, threads)
-            _store_writes_sync(store, set_keys, values, deletes, threads, buffer)
+            _store_writes_sync(store, set_keys, values, deletes, threads, buffer,
+                               opts.durable_writes)
 
         per_tile = min(opts.wave_bytes, device.tile_bytes) // max(1, item_nbytes)
         if reader.root is not None:  # a tile holds the files it merges open while it reads

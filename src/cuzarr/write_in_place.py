@@ -60,11 +60,18 @@ class _Stored:
     """The stored shards of one tile that a write merges with, read by range."""
 
     def __init__(self, merged: np.ndarray, sizes: np.ndarray, tables: np.ndarray,
-                 stored: StoredShards) -> None:
+                 stored: StoredShards, identities: np.ndarray | None) -> None:
         self.merged = merged  # wave shards merged with, in row order
         self.sizes = sizes  # their sizes in bytes
         self.tables = tables  # their raw (n_inner, 2) index tables
         self.stored = stored
+        self.identities = identities  # their files' (device, inode), where they are files
+
+    def identity(self, row: int) -> tuple[int, int] | None:
+        if self.identities is None:
+            return None
+        device, inode = self.identities[row].tolist()
+        return int(device), int(inode)
 
 
 def _limits(entries: list[Any]) -> dict[str, int]:
@@ -124,7 +131,8 @@ def _read_stored(chain: ShardChain, reader: HostReader, writer: RangeWriter, key
                 return shards.ranges(rows, starts, sizes_, threads=threads, alloc=reader.alloc,
                                      **limits)
 
-            yield _stored(chain, len(keys), merged, sizes, tables, read, limits, n_inner)
+            yield _stored(chain, len(keys), merged, sizes, tables, read, limits, n_inner,
+                          shards.identities[shards.present])
         return
     sizes_all = np.full(len(names), -1, dtype=np.int64)
 
@@ -146,18 +154,19 @@ def _read_stored(chain: ShardChain, reader: HostReader, writer: RangeWriter, key
     def read_store(rows: np.ndarray, starts: np.ndarray, sizes_: np.ndarray) -> ByteBatch:
         return reader.ranges_sync(present_keys, rows, starts, sizes_, **limits)
 
-    yield _stored(chain, len(keys), merged, sizes, tables, read_store, limits, n_inner)
+    yield _stored(chain, len(keys), merged, sizes, tables, read_store, limits, n_inner, None)
 
 
 def _stored(chain: ShardChain, n_wave: int, merged: np.ndarray, sizes: np.ndarray,
-            tables: np.ndarray, read: Any, limits: dict[str, int], n_inner: int) -> _Stored:
+            tables: np.ndarray, read: Any, limits: dict[str, int], n_inner: int,
+            identities: np.ndarray | None) -> _Stored:
     row = np.full(n_wave, -1, dtype=np.int64)
     row[merged] = np.arange(merged.size)
     tables = tables.reshape(merged.size, n_inner, 2)
     present, starts, lengths = index_ranges(tables, sizes)
     stored = StoredShards(row, present, starts, lengths,
                           _fetcher(chain, read, starts, lengths, sizes, limits))
-    return _Stored(merged, sizes, tables, stored)
+    return _Stored(merged, sizes, tables, stored, identities)
 
 
 def _placements(chain: ShardChain, stored: _Stored, touched: Touched, opts: Options
@@ -201,14 +210,15 @@ async def write_shards_in_place(
             candidates = np.flatnonzero(~covered[lo:hi])
             if reader.root is not None:  # a shard replaced whole loses its journal first
                 files.recover_journals([os.path.join(reader.root, wkeys[i]) for i in
-                                        np.flatnonzero(covered[lo:hi]).tolist()], threads)
+                                        np.flatnonzero(covered[lo:hi]).tolist()], threads,
+                                       held=True)
             with _read_stored(chain, reader, writer, wkeys, candidates, limits,
                               threads) as stored, device.tile_scope():
                 touched = encode_touched(chain, wave, wkeys, stored.stored, value, drop_axes,
                                          dtype, device, threads)
             plans = _placements(chain, stored, touched, opts)
             _finish(chain, store, writer, reader, wkeys, stored, touched, plans, threads,
-                    buffer)
+                    buffer, opts.durable_writes)
 
     per_tile = min(opts.wave_bytes, device.tile_bytes) // max(
         1, math.prod(chain.shard_shape) * dtype.itemsize)
@@ -221,11 +231,13 @@ async def write_shards_in_place(
 
 def _finish(chain: ShardChain, store: Any, writer: RangeWriter, reader: HostReader,
             keys: list[str], stored: _Stored, touched: Touched, plans: list[Placement],
-            threads: int, buffer: Any) -> None:
-    """Store one tile's shards: ranges into the shards placed in place, the others whole."""
+            threads: int, buffer: Any, durable: bool) -> None:
+    """Store one tile's shards: ranges into the shards placed in place (into the very
+    files their indexes were read from), the others whole."""
     merged = stored.merged.tolist()
     kinds = {s: p.kind for s, p in zip(merged, plans, strict=True)}
-    patched = [(keys[s], p.ranges) for s, p in zip(merged, plans, strict=True)
+    patched = [(keys[s], p.ranges, stored.identity(row))
+               for row, (s, p) in enumerate(zip(merged, plans, strict=True))
                if p.kind == "ranges"]
     deletes = [keys[s] for s in merged if kinds[s] == "delete"]
     fresh = [s for s in range(len(keys)) if s not in kinds and len(touched.of(s)[0])]
@@ -243,10 +255,10 @@ def _finish(chain: ShardChain, store: Any, writer: RangeWriter, reader: HostRead
             set_keys += more[0]
             values += more[1]
             deletes += more[2]
-    _store_writes_sync(store, set_keys, values, deletes, threads, buffer)
+    _store_writes_sync(store, set_keys, values, deletes, threads, buffer, durable)
 
     def work(lo: int, hi: int) -> None:
-        for key, ranges in patched[lo:hi]:
-            writer.write_ranges(key, ranges)
+        for key, ranges, identity in patched[lo:hi]:
+            writer.write_ranges(key, ranges, identity)
 
     map_ranges(work, len(patched), threads, min_items=4)

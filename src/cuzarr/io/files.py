@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import os
 import stat
-import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
@@ -89,7 +88,8 @@ class OpenFiles:
         self.keys = keys
         self.fds = np.full(n, -1, dtype=np.int64)
         self.sizes = np.zeros(n, dtype=np.int64)
-        fds, sizes = self.fds, self.sizes
+        self.identities = np.zeros((n, 2), dtype=np.uint64)  # (device, inode) of each
+        fds, sizes, identities = self.fds, self.sizes, self.identities
 
         def open_all(lo: int, hi: int) -> None:
             for i in range(lo, hi):
@@ -103,6 +103,7 @@ class OpenFiles:
                     continue
                 fds[i] = fd
                 sizes[i] = info.st_size
+                identities[i] = (info.st_dev, info.st_ino)
 
         try:
             map_ranges(open_all, n, threads, min_items=16)
@@ -313,9 +314,9 @@ def read_windows(root: str, keys: list[str], starts: np.ndarray, length: int, wh
     return ByteBatch.fixed(slab, int(present.sum()), length), present
 
 
-def recover_journals(paths: list[str], threads: int) -> None:
+def recover_journals(paths: list[str], threads: int, held: bool = False) -> None:
     """Replay the journal of each of `paths` that has one (a partial write killed before
-    it ended), each under its file's lock."""
+    it ended), each under its file's lock (`held`: the caller holds the locks already)."""
     found = np.zeros(len(paths), dtype=bool)
 
     def check(lo: int, hi: int) -> None:
@@ -324,6 +325,9 @@ def recover_journals(paths: list[str], threads: int) -> None:
 
     map_ranges(check, len(paths), threads, min_items=256)
     for i in np.flatnonzero(found).tolist():
+        if held:
+            journal.recover(paths[i])
+            continue
         with journal.file_lock(paths[i]):
             journal.recover(paths[i])
 
@@ -336,7 +340,7 @@ class ShardFiles(OpenFiles):
 
     def __init__(self, root: str, keys: list[str], threads: int, lock: bool = True) -> None:
         paths = [os.path.join(root, k) for k in keys]
-        recover_journals(paths, threads)
+        recover_journals(paths, threads, held=not lock)
         self._held = None
         if lock:
             self._held = locks.shared([journal.lock_name(p) for p in paths])
@@ -353,8 +357,10 @@ class ShardFiles(OpenFiles):
             held.__exit__(None, None, None)
 
     def close(self) -> None:
-        super().close()
-        self._release()
+        try:
+            super().close()
+        finally:
+            self._release()
 
     def index(self, nbytes: int, at_start: bool, threads: int) -> IndexRead:
         """The `nbytes`-long index at the start or end of each present shard."""
@@ -402,7 +408,6 @@ class ShardFiles(OpenFiles):
 
 
 _IOV_MAX = max(16, min(1024, os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024))
-_temp_names = itertools.count()
 
 
 def _writev_all(fd: int, views: list[memoryview]) -> None:
@@ -419,13 +424,14 @@ def _writev_all(fd: int, views: list[memoryview]) -> None:
                 done = 0
 
 
-def write_file(root: str, key: str, parts: list[Any]) -> None:
+def write_file(root: str, key: str, parts: list[Any], durable: bool = False) -> None:
     """Store a LocalStore value made of `parts` (byte-likes, concatenated) as LocalStore
-    does: into a temporary file beside it, then renamed over it (readers see the old value
-    or the new one), its folders made as needed; one writev, no joined copy."""
+    does: into a temporary file beside it (named as LocalStore names them), then renamed
+    over it (readers see the old value or the new one), its folders made as needed; one
+    writev, no joined copy. `durable`: the file and its folder fsynced too."""
     path = os.path.join(root, key)
-    temp = f"{path}.{os.getpid()}-{threading.get_ident()}-{next(_temp_names)}.partial"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC  # a dead process's leftover is overwritten
+    temp = f"{path}.{uuid.uuid4().hex}.partial"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
         fd = os.open(temp, flags, 0o666)
     except FileNotFoundError:
@@ -434,6 +440,8 @@ def write_file(root: str, key: str, parts: list[Any]) -> None:
     try:
         views = [memoryview(p).cast("B") for p in parts]
         _writev_all(fd, [v for v in views if len(v)])
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         os.unlink(temp)
@@ -445,3 +453,9 @@ def write_file(root: str, key: str, parts: list[Any]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+    if durable:
+        dir_fd = os.open(os.path.dirname(path), os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

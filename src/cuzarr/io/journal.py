@@ -39,6 +39,7 @@ the file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import itertools
 import os
@@ -164,10 +165,12 @@ def _same_file(fd: int, path: str) -> bool:
 
 
 def write_ranges(path: str, ranges: Sequence[tuple[int, bytes | memoryview]], *,
-                 durable: bool = False) -> None:
+                 durable: bool = False, identity: tuple[int, int] | None = None) -> None:
     """Write each (offset, bytes) range into the existing file at `path`, all or none of
     them across a kill (see the module's protocol). Ranges may extend the file; they must
-    not overlap. Hold `file_lock(path)` around it where other threads write the file."""
+    not overlap. `identity`: the (device, inode) of the file the ranges were planned
+    from; where `path` is another file now, nothing is written (JournalError). Hold
+    `file_lock(path)` around it where other threads write the file."""
     order = sorted(ranges, key=lambda r: r[0])
     for (a, da), (b, _) in itertools.pairwise(order):
         if a + len(da) > b:
@@ -175,7 +178,10 @@ def write_ranges(path: str, ranges: Sequence[tuple[int, bytes | memoryview]], *,
     with _locked_file(path) as fd:
         if fd is None:
             raise FileNotFoundError(f"no file {path!r} to write ranges of")
-        _replay(fd, path, durable)
+        _replay(fd, path)
+        if identity is not None and _identity(os.fstat(fd)) != identity:
+            raise JournalError(f"{path!r} was replaced since its index was read; none of the "
+                               "ranges planned from it were written")
         identity = _identity(os.fstat(fd))
         temp = path + _TEMP_SUFFIX
         with open(temp, "wb") as f:
@@ -201,27 +207,36 @@ def has_journal(path: str) -> bool:
     return os.path.lexists(journal_path(path))
 
 
-def recover(path: str, *, durable: bool = False) -> bool:
+_CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def recover(path: str) -> bool:
     """Replay and remove the journal of `path`, if one is there (True when one was); a
-    temporary journal left by a writer killed before its rename is removed unread. Hold
-    `file_lock(path)` where other threads of this process may be writing the file."""
-    if not (has_journal(path) or os.path.lexists(path + _TEMP_SUFFIX)):
+    temporary journal left by a writer killed before its rename is removed unread. A
+    replay is rare, and always fsynced (a replayed write is then as durable as a durable
+    write). Hold `file_lock(path)` where other threads of this process may be writing the
+    file."""
+    if not has_journal(path):
+        if os.path.lexists(path + _TEMP_SUFFIX):  # harmless; removed where we may
+            with contextlib.suppress(OSError):
+                os.unlink(path + _TEMP_SUFFIX)
         return False
     try:
         with _locked_file(path) as fd:
             if fd is None:  # the file was deleted since: its journal is of nothing
-                found = has_journal(path)
                 _remove(journal_path(path))
                 _remove(path + _TEMP_SUFFIX)
-                return found
-            return _replay(fd, path, durable)
-    except PermissionError as e:
+                return True
+            return _replay(fd, path)
+    except OSError as e:
+        if e.errno not in _CANNOT_WRITE:
+            raise
         raise JournalError(f"{path!r} has the journal of an unfinished partial write, which "
                            f"cannot be replayed ({e}); until a process allowed to write the "
                            "file opens it, it may hold part of that write") from e
 
 
-def _replay(fd: int, path: str, durable: bool) -> bool:
+def _replay(fd: int, path: str) -> bool:
     """recover(), with `path` open as `fd` under its flock."""
     journal = journal_path(path)
     try:
@@ -232,11 +247,10 @@ def _replay(fd: int, path: str, durable: bool) -> bool:
         return False
     identity, ranges = _decode(blob, path)
     if _identity(os.fstat(fd)) == identity:  # a file replaced since is left alone
-        _pwrite_all(fd, ranges, durable)
+        _pwrite_all(fd, ranges, True)
     _remove(journal)
     _remove(path + _TEMP_SUFFIX)
-    if durable:
-        _fsync_dir(path)
+    _fsync_dir(path)
     return True
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 
 __all__ = ["ShardLock", "exclusive", "lock_for", "shared"]
@@ -30,9 +31,13 @@ class ShardLock:
     def acquire(self) -> None:
         with self._cond:
             self._waiting_writers += 1
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._waiting_writers -= 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:  # interrupted or not, it no longer waits
+                self._waiting_writers -= 1
+                if not self._waiting_writers:
+                    self._cond.notify_all()
             self._writer = True
 
     def release(self) -> None:
@@ -61,12 +66,15 @@ class ShardLock:
         self.release()
 
 
-_locks: dict[str, ShardLock] = {}
+#: a lock lives while someone holds or waits for it: a process that touches a million
+#: shards does not keep a million locks
+_locks: weakref.WeakValueDictionary[str, ShardLock] = weakref.WeakValueDictionary()
 _guard = threading.Lock()
 
 
 def lock_for(name: str) -> ShardLock:
-    """The lock of one shard (a file's absolute path, or a store's own name for a key)."""
+    """The lock of one shard (a file's absolute path, or a store's own name for a key).
+    The same file reached through two paths (a symlinked root) has two locks."""
     with _guard:
         lock = _locks.get(name)
         if lock is None:

@@ -51,9 +51,11 @@ class RangeWriter(Protocol):
         journal is replayed first)."""
         ...
 
-    def write_ranges(self, key: str, ranges: Ranges) -> None:
+    def write_ranges(self, key: str, ranges: Ranges,
+                     identity: tuple[int, int] | None = None) -> None:
         """Write each (offset, bytes) range of the existing value `key` (ranges may extend
-        it; they must not overlap), all or none of them."""
+        it; they must not overlap), all or none of them. `identity`: the (device, inode)
+        of the file they were planned from, where the value is a file."""
         ...
 
 
@@ -76,17 +78,18 @@ class LocalRangeWriter:
 
     def size(self, key: str) -> int | None:
         path = self._path(key)
-        journal.recover(path, durable=self.durable)
+        journal.recover(path)
         try:
             return os.stat(path).st_size
         except FileNotFoundError:
             return None
 
-    def write_ranges(self, key: str, ranges: Ranges) -> None:
+    def write_ranges(self, key: str, ranges: Ranges,
+                     identity: tuple[int, int] | None = None) -> None:
         path = self._path(key)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no value {key!r} to write ranges of in {self.root!r}")
-        journal.write_ranges(path, ranges, durable=self.durable)
+        journal.write_ranges(path, ranges, durable=self.durable, identity=identity)
 
 
 class MemoryRangeWriter:
@@ -108,7 +111,8 @@ class MemoryRangeWriter:
         value = self.store.get_sync(key, prototype=default_buffer_prototype())
         return None if value is None else len(value)
 
-    def write_ranges(self, key: str, ranges: Ranges) -> None:
+    def write_ranges(self, key: str, ranges: Ranges,
+                     identity: tuple[int, int] | None = None) -> None:
         from zarr.core.buffer import default_buffer_prototype
 
         prototype = default_buffer_prototype()
