@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ByteBatch", "aligned_layout"]
+__all__ = ["ByteBatch", "aligned_layout", "join_bytes"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,8 @@ def aligned_layout(sizes: np.ndarray, align: int) -> tuple[np.ndarray, int]:
     if len(padded) > 1:
         np.cumsum(padded[:-1], out=offsets[1:])
     return offsets, max(1, int(padded.sum()))
+
+
+def join_bytes(parts: Sequence[Any]) -> np.ndarray:
+    """Byte-likes (bytes, contiguous uint8 arrays) as one uint8 array, in one copy."""
+    return np.concatenate([np.frombuffer(p, dtype=np.uint8) for p in parts])

@@ -17,10 +17,11 @@ from cuzarr.errors import (
     passes_through,
 )
 from cuzarr.plan.chain import FixedChain, GenericChain
+from cuzarr.plan.shard import decode_indexes
 from cuzarr.workers import StageError, map_ranges
 
 __all__ = ["decode_fixed", "decode_generic", "encode_fixed", "encode_generic", "index_error",
-           "named"]
+           "named", "shard_tables"]
 
 
 def named(error: StageError, keys: Any, family: type[ChunkDecodeError] | None = None
@@ -127,6 +128,17 @@ def encode_generic(chain: GenericChain, arrays: list[Any], threads: int) -> list
 
     map_ranges(work, len(arrays), threads, min_items=4)
     return out
+
+
+def shard_tables(chain: Any, batch: ByteBatch, keys: Any, threads: int) -> np.ndarray:
+    """The (S, n_inner, 2) index tables of the shards in `batch` (plan.shard.decode_indexes);
+    a shard whose index cannot be decoded raises ShardIndexError naming keys[i]."""
+    if not len(batch):
+        return np.zeros((0, chain.n_inner, 2), dtype=np.uint64)
+    try:
+        return decode_indexes(chain, batch, threads)
+    except StageError as e:
+        raise index_error(e, keys) from e
 
 
 def index_error(error: StageError, keys: Any) -> ShardIndexError:

@@ -13,7 +13,7 @@ from cuzarr.batch import ByteBatch
 from cuzarr.codecs import blosc_native
 from cuzarr.codecs.bytes_to_bytes import BloscStage, ZstdStage
 from cuzarr.config import Options
-from cuzarr.decode import decode_fixed, decode_generic, index_error, named
+from cuzarr.decode import decode_fixed, decode_generic, named, shard_tables
 from cuzarr.devices import select_device
 from cuzarr.devices.base import run_in_tile
 from cuzarr.errors import DeviceMemoryError
@@ -25,7 +25,7 @@ from cuzarr.plan.chain import Chain, FixedChain, ShardChain
 from cuzarr.plan.coalesce import coalesce
 from cuzarr.plan.patches import Fanout, ShardFanout
 from cuzarr.plan.selection import aligned_region, selection_bounds, shift_selection
-from cuzarr.plan.shard import decode_indexes, index_ranges, inner_ids
+from cuzarr.plan.shard import index_ranges, inner_ids
 from cuzarr.scatter import scatter
 from cuzarr.workers import StageError, map_ranges, run_tiles, split_on
 
@@ -366,6 +366,14 @@ async def read_shards(
     return present_all
 
 
+def coalesce_limits(entries: list[Any]) -> dict[str, int]:
+    """The array's limits for coalescing shard byte ranges (its config; zarr's global ones
+    by default), as keyword arguments of plan.coalesce."""
+    config = entries[0][1].config
+    return {"max_gap_bytes": int(config.sharding_coalesce_max_gap_bytes),
+            "max_bytes": int(config.sharding_coalesce_max_bytes)}
+
+
 def _value_locks(store: Any, keys: list[str]) -> list[str]:
     """The lock names a read of these shards holds shared on a store whose values cuzarr
     patches in place and reads in several calls (a MemoryStore: index, then ranges), so
@@ -406,10 +414,7 @@ class _ShardRead:
 
     @property
     def _limits(self) -> dict[str, int]:
-        """This array's coalescing limits (its config; zarr's global ones by default)."""
-        config = self.entries[0][1].config
-        return {"max_gap_bytes": int(config.sharding_coalesce_max_gap_bytes),
-                "max_bytes": int(config.sharding_coalesce_max_bytes)}
+        return coalesce_limits(self.entries)
 
     def run_sync(self, reader: HostReader, lo: int, hi: int, threads: int) -> np.ndarray:
         keys = self.keys[lo:hi]
@@ -437,14 +442,12 @@ class _ShardRead:
         """The planned ranges through a store's own sync methods."""
         if not plan.starts.size:
             return ByteBatch.empty()
-        batch = reader.ranges_sync(present_keys, plan.shard_of, plan.starts, plan.sizes,
-                                   **self._limits)
-        extra = _blosc_reach(self.chain.inner, batch, plan, self._limits)
-        if extra is None:
-            return batch
-        return _extended(batch, extra, reader.ranges_sync(
-            present_keys, plan.shard_of[extra[0]], plan.starts[extra[0]], extra[1],
-            **self._limits))
+        limits = self._limits
+
+        def read(shard_of: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> ByteBatch:
+            return reader.ranges_sync(present_keys, shard_of, starts, sizes, **limits)
+
+        return read_reaching(self.chain.inner, read, plan, limits)
 
     async def _fetch_async(self, reader: HostReader, plan: _ShardPlan,
                            present_keys: list[str]) -> ByteBatch:
@@ -478,12 +481,7 @@ class _ShardRead:
             return shards.ranges(shard_of, starts, sizes, threads=threads, alloc=reader.alloc,
                                  **self._limits)
 
-        batch = read(plan.shard_of, plan.starts, plan.sizes)
-        extra = _blosc_reach(self.chain.inner, batch, plan, self._limits)
-        if extra is not None:
-            batch = _extended(batch, extra, read(plan.shard_of[extra[0]],
-                                                 plan.starts[extra[0]], extra[1]))
-        return batch
+        return read_reaching(self.chain.inner, read, plan, self._limits)
 
     async def run_async(self, reader: HostReader, lo: int, hi: int) -> np.ndarray:
         threads = self.opts.threads
@@ -506,10 +504,7 @@ class _ShardRead:
         chain = self.chain
         present_idx = np.flatnonzero(index.present)
         present_keys = [self.keys[lo + i] for i in present_idx]
-        try:
-            tables = decode_indexes(chain, index.batch, threads)
-        except StageError as e:
-            raise index_error(e, present_keys) from e
+        tables = shard_tables(chain, index.batch, present_keys, threads)
         has_all, starts_all, sizes_all = index_ranges(tables, index.shard_sizes)
         inner = chain.inner_shape
         shards = []
@@ -544,13 +539,7 @@ class _ShardRead:
                           np.concatenate(spans) if spans else np.zeros((0, 2), np.int64),
                           index.shard_sizes,
                           np.concatenate(whole) if whole else np.zeros(0, dtype=bool))
-        if _blosc_innermost(chain.inner) and plan.whole.any():
-            # a Blosc chunk says its own length; in a shard read whole, an entry shorter
-            # than its header is read far enough to see it (see _blosc_reach)
-            sizes = np.maximum(plan.sizes, _BLOSC_HEADER)
-            if plan.shard_sizes is not None:
-                sizes = np.minimum(sizes, plan.shard_sizes[plan.shard_of] - plan.starts)
-            plan.sizes = np.where(plan.whole, sizes, plan.sizes)
+        reach_whole(chain.inner, plan)
         return plan, present_keys
 
     def _decode_and_place(
@@ -608,10 +597,7 @@ class _FanoutShardRead(_ShardRead):
         assert fanout is not None
         present_idx = np.flatnonzero(index.present)
         present_keys = [self.keys[lo + i] for i in present_idx]
-        try:
-            tables = decode_indexes(chain, index.batch, threads)
-        except StageError as e:
-            raise index_error(e, present_keys) from e
+        tables = shard_tables(chain, index.batch, present_keys, threads)
         has_all, starts_all, sizes_all = index_ranges(tables, index.shard_sizes)
         a, b = fanout.inner_within(lo, hi)
         position = np.full(hi - lo, -1, dtype=np.int64)
@@ -628,11 +614,7 @@ class _FanoutShardRead(_ShardRead):
             [], shard_of, starts_all[shard_of, ids_read], sizes_all[shard_of, ids_read],
             ids_read, fanout.rows[a:b][has], index.shard_sizes,
             per_shard[shard_of] == chain.n_inner, first=a, rows=rows)
-        if _blosc_innermost(chain.inner) and plan.whole.any():
-            sizes = np.maximum(plan.sizes, _BLOSC_HEADER)
-            if plan.shard_sizes is not None:
-                sizes = np.minimum(sizes, plan.shard_sizes[plan.shard_of] - plan.starts)
-            plan.sizes = np.where(plan.whole, sizes, plan.sizes)
+        reach_whole(chain.inner, plan)
         return plan, present_keys
 
     def _decode_and_place(
@@ -696,6 +678,29 @@ def _blosc_reach(chain: Chain, batch: ByteBatch, plan: _ShardPlan, limits: dict[
     need &= plan.starts + cbytes <= np.where(plan.whole, shard_end, group_end)
     idx = np.flatnonzero(need)
     return (idx, cbytes[idx]) if idx.size else None
+
+
+def reach_whole(chain: Chain, plan: _ShardPlan) -> None:
+    """A Blosc chunk says its own length: in a shard read whole, an entry shorter than its
+    header is read far enough to see it (see _blosc_reach). Changes plan.sizes."""
+    if not (_blosc_innermost(chain) and plan.whole.any()):
+        return
+    sizes = np.maximum(plan.sizes, _BLOSC_HEADER)
+    if plan.shard_sizes is not None:
+        sizes = np.minimum(sizes, plan.shard_sizes[plan.shard_of] - plan.starts)
+    plan.sizes = np.where(plan.whole, sizes, plan.sizes)
+
+
+def read_reaching(chain: Chain, read: Any, plan: _ShardPlan, limits: dict[str, int]
+                  ) -> ByteBatch:
+    """read(shard_of, starts, sizes) of the plan's ranges, Blosc chunks whose header
+    declares more than their entry read again that far (_blosc_reach)."""
+    batch = read(plan.shard_of, plan.starts, plan.sizes)
+    extra = _blosc_reach(chain, batch, plan, limits)
+    if extra is None:
+        return batch
+    return _extended(batch, extra, read(plan.shard_of[extra[0]], plan.starts[extra[0]],
+                                        extra[1]))
 
 
 def _extended(batch: ByteBatch, extra: tuple[np.ndarray, np.ndarray],

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from cuzarr.batch import ByteBatch
+from cuzarr.batch import ByteBatch, join_bytes
 from cuzarr.config import Options
-from cuzarr.decode import encode_fixed, encode_generic, index_error
+from cuzarr.decode import encode_fixed, encode_generic, shard_tables
 from cuzarr.devices import CpuDevice, Device, select_device
 from cuzarr.devices.base import run_in_tile
 from cuzarr.errors import ShardIndexError
@@ -30,7 +30,6 @@ from cuzarr.plan.selection import (
 )
 from cuzarr.plan.shard import (
     EMPTY,
-    decode_indexes,
     encode_index,
     index_ranges,
     inner_ids,
@@ -45,7 +44,7 @@ from cuzarr.read import (
     region_view,
     waves,
 )
-from cuzarr.workers import StageError, map_ranges, run_tiles, split_on
+from cuzarr.workers import map_ranges, run_tiles, split_on
 
 __all__ = ["device_writes", "refuse_masked", "refuse_what_zarr_refuses", "write_plain",
            "write_shards"]
@@ -94,16 +93,11 @@ def _encode(chain: Chain, chunks: Any, keep: np.ndarray, device: Device,
     return encode_generic(chain, [chunks[i, ...] for i in np.flatnonzero(keep)], threads)
 
 
-def _joined(value: Any) -> Any:
-    """A value to store as one byte-like (a shard's parts are joined in one copy)."""
-    if isinstance(value, list):
-        return np.concatenate([np.frombuffer(p, dtype=np.uint8) for p in value])
-    return value
-
-
 def _buffers(values: list[Any], buffer: Any) -> list[Any]:
-    """Encoded values as Buffers of the class the store is given (`buffer`)."""
-    return [buffer.from_bytes(np.frombuffer(_joined(v), dtype=np.uint8)) for v in values]
+    """Encoded values as Buffers of the class the store is given (`buffer`); a shard's
+    parts are joined in one copy."""
+    return [buffer.from_bytes(join_bytes(v) if isinstance(v, list)
+                              else np.frombuffer(v, dtype=np.uint8)) for v in values]
 
 
 def _buffer_class(store: Any, prototype: Any) -> Any:
@@ -363,10 +357,7 @@ def _existing_tables(chain: ShardChain, host: ByteBatch, keys: list[str],
         raise ShardIndexError(keys[int(short[0])], "the shard is shorter than its index")
     starts = host.offsets if chain.index_at_start else host.offsets + host.sizes - n
     index_batch = ByteBatch(host.slab, starts, np.full(len(host), n, dtype=np.int64))
-    try:
-        tables = decode_indexes(chain, index_batch, threads)
-    except StageError as e:
-        raise index_error(e, keys) from e
+    tables = shard_tables(chain, index_batch, keys, threads)
     present, starts, sizes = index_ranges(tables, host.sizes)
     if _blosc_innermost(chain.inner) and len(host):
         sizes = _blosc_lengths(host, present, starts, sizes)

@@ -23,7 +23,7 @@ import numpy as np
 
 from cuzarr.batch import ByteBatch
 from cuzarr.config import Options
-from cuzarr.decode import index_error
+from cuzarr.decode import shard_tables
 from cuzarr.devices import Device
 from cuzarr.io import files, locks
 from cuzarr.io.access import access
@@ -32,16 +32,9 @@ from cuzarr.io.host import HostReader
 from cuzarr.io.set_range import RangeWriter
 from cuzarr.plan.chain import ShardChain
 from cuzarr.plan.placement import Placement, place
-from cuzarr.plan.shard import decode_indexes, encode_index, index_ranges, write_order
-from cuzarr.read import (
-    _BLOSC_HEADER,
-    _blosc_innermost,
-    _blosc_reach,
-    _extended,
-    _ShardPlan,
-    _too_big,
-)
-from cuzarr.workers import StageError, map_ranges, run_tiles, split_on
+from cuzarr.plan.shard import encode_index, index_ranges, write_order
+from cuzarr.read import _ShardPlan, _too_big, coalesce_limits, reach_whole, read_reaching
+from cuzarr.workers import map_ranges, run_tiles, split_on
 from cuzarr.write import (
     StoredShards,
     Touched,
@@ -74,21 +67,6 @@ class _Stored:
         return int(device), int(inode)
 
 
-def _limits(entries: list[Any]) -> dict[str, int]:
-    config = entries[0][1].config
-    return {"max_gap_bytes": int(config.sharding_coalesce_max_gap_bytes),
-            "max_bytes": int(config.sharding_coalesce_max_bytes)}
-
-
-def _tables(chain: ShardChain, index: ByteBatch, keys: list[str], threads: int) -> np.ndarray:
-    if not len(index):
-        return np.zeros((0, chain.n_inner, 2), dtype=np.uint64)
-    try:
-        return decode_indexes(chain, index, threads)
-    except StageError as e:
-        raise index_error(e, keys) from e
-
-
 def _fetcher(chain: ShardChain, read: Callable[[np.ndarray, np.ndarray, np.ndarray], ByteBatch],
              starts_t: np.ndarray, sizes_t: np.ndarray, shard_sizes: np.ndarray,
              limits: dict[str, int]) -> Callable[[np.ndarray, np.ndarray], ByteBatch]:
@@ -96,17 +74,11 @@ def _fetcher(chain: ShardChain, read: Callable[[np.ndarray, np.ndarray, np.ndarr
     shard whole) hands it to numcodecs: as far as its own header says, within the shard."""
 
     def fetch(rows: np.ndarray, ids: np.ndarray) -> ByteBatch:
-        starts, sizes = starts_t[rows, ids], sizes_t[rows, ids]
-        if not _blosc_innermost(chain.inner):
-            return read(rows, starts, sizes)
-        sizes = np.minimum(np.maximum(sizes, _BLOSC_HEADER), shard_sizes[rows] - starts)
-        plan = _ShardPlan([], rows, starts, sizes, ids, np.zeros((0, 2), np.int64),
-                          shard_sizes, np.ones(rows.size, dtype=bool))
-        batch = read(rows, starts, sizes)
-        extra = _blosc_reach(chain.inner, batch, plan, limits)
-        if extra is None:
-            return batch
-        return _extended(batch, extra, read(rows[extra[0]], starts[extra[0]], extra[1]))
+        plan = _ShardPlan([], rows, starts_t[rows, ids], sizes_t[rows, ids], ids,
+                          np.zeros((0, 2), np.int64), shard_sizes,
+                          np.ones(rows.size, dtype=bool))
+        reach_whole(chain.inner, plan)
+        return read_reaching(chain.inner, read, plan, limits)
 
     return fetch
 
@@ -119,19 +91,18 @@ def _read_stored(chain: ShardChain, reader: HostReader, writer: RangeWriter, key
     not cover whole), and a fetch of their inner chunks by range (their files held open
     meanwhile on a LocalStore). Called with the shards' locks held."""
     names = [keys[i] for i in candidates]
-    n_inner = chain.n_inner
     if reader.root is not None:
         with reader.open_shards(names, lock=False) as shards:  # replays killed writes first
             merged = candidates[shards.present]
             index = shards.index(chain.index_nbytes, chain.index_at_start, threads)
             sizes = index.shard_sizes
-            tables = _tables(chain, index.batch, [keys[i] for i in merged], threads)
+            tables = shard_tables(chain, index.batch, [keys[i] for i in merged], threads)
 
             def read(rows: np.ndarray, starts: np.ndarray, sizes_: np.ndarray) -> ByteBatch:
                 return shards.ranges(rows, starts, sizes_, threads=threads, alloc=reader.alloc,
                                      **limits)
 
-            yield _stored(chain, len(keys), merged, sizes, tables, read, limits, n_inner,
+            yield _stored(chain, len(keys), merged, sizes, tables, read, limits,
                           shards.identities[shards.present])
         return
     sizes_all = np.full(len(names), -1, dtype=np.int64)
@@ -149,20 +120,19 @@ def _read_stored(chain: ShardChain, reader: HostReader, writer: RangeWriter, key
     if not index.present.all():
         raise FileNotFoundError(f"shard {present_keys[int(np.argmin(index.present))]!r} "
                                 "vanished while it was being written")
-    tables = _tables(chain, index.batch, present_keys, threads)
+    tables = shard_tables(chain, index.batch, present_keys, threads)
 
     def read_store(rows: np.ndarray, starts: np.ndarray, sizes_: np.ndarray) -> ByteBatch:
         return reader.ranges_sync(present_keys, rows, starts, sizes_, **limits)
 
-    yield _stored(chain, len(keys), merged, sizes, tables, read_store, limits, n_inner, None)
+    yield _stored(chain, len(keys), merged, sizes, tables, read_store, limits, None)
 
 
 def _stored(chain: ShardChain, n_wave: int, merged: np.ndarray, sizes: np.ndarray,
-            tables: np.ndarray, read: Any, limits: dict[str, int], n_inner: int,
+            tables: np.ndarray, read: Any, limits: dict[str, int],
             identities: np.ndarray | None) -> _Stored:
     row = np.full(n_wave, -1, dtype=np.int64)
     row[merged] = np.arange(merged.size)
-    tables = tables.reshape(merged.size, n_inner, 2)
     present, starts, lengths = index_ranges(tables, sizes)
     stored = StoredShards(row, present, starts, lengths,
                           _fetcher(chain, read, starts, lengths, sizes, limits))
@@ -201,7 +171,7 @@ async def write_shards_in_place(
     prototype = entries[0][1].prototype
     buffer = _buffer_class(store, prototype)
     dtype = entries[0][1].dtype.to_native_dtype()
-    limits = _limits(entries)
+    limits = coalesce_limits(entries)
 
     def tile(lo: int, hi: int, threads: int) -> None:
         wave, wkeys = entries[lo:hi], keys[lo:hi]
@@ -240,9 +210,12 @@ def _finish(chain: ShardChain, store: Any, writer: RangeWriter, reader: HostRead
                for row, (s, p) in enumerate(zip(merged, plans, strict=True))
                if p.kind == "ranges"]
     deletes = [keys[s] for s in merged if kinds[s] == "delete"]
+    def none_stored(s: int) -> list[Any]:
+        return [None] * chain.n_inner
+
     fresh = [s for s in range(len(keys)) if s not in kinds and len(touched.of(s)[0])]
     set_keys, values, gone = assemble_shards(chain, keys, fresh, touched,
-                                             lambda s: [None] * chain.n_inner)
+                                             none_stored)
     deletes += gone
     rewrite = np.array([s for s in merged if kinds[s] == "rewrite"], dtype=np.int64)
     if rewrite.size:  # read whole, laid out whole: compaction, or an unusual layout
@@ -251,7 +224,7 @@ def _finish(chain: ShardChain, store: Any, writer: RangeWriter, reader: HostRead
         for more in (assemble_shards(chain, keys, rewrite[present].tolist(), touched,
                                      old_pieces(chain, whole, host)),
                      assemble_shards(chain, keys, rewrite[~present].tolist(), touched,
-                                     lambda s: [None] * chain.n_inner)):
+                                     none_stored)):
             set_keys += more[0]
             values += more[1]
             deletes += more[2]

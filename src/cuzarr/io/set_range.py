@@ -23,7 +23,6 @@ import numpy as np
 
 from cuzarr.io import journal
 from cuzarr.io.access import access, io_is_own
-from cuzarr.io.locks import ShardLock, lock_for
 
 __all__ = ["LocalRangeWriter", "MemoryRangeWriter", "RangeWriter", "range_writer"]
 
@@ -35,15 +34,12 @@ Ranges = Sequence[tuple[int, bytes | memoryview]]
 
 
 class RangeWriter(Protocol):
-    """Writes byte ranges of existing values of one store. Hold `lock(key)` around
-    `size` and `write_ranges` (and everything in between that depends on the value)."""
+    """Writes byte ranges of existing values of one store. Hold the value's lock
+    (`io.locks`, named by `lock_name(key)`) around `size` and `write_ranges` and everything
+    in between that depends on the value."""
 
     def lock_name(self, key: str) -> str:
         """The name of the value's lock in `io.locks`."""
-        ...
-
-    def lock(self, key: str) -> ShardLock:
-        """The value's in-process lock (`with writer.lock(key):` holds it exclusively)."""
         ...
 
     def size(self, key: str) -> int | None:
@@ -73,9 +69,6 @@ class LocalRangeWriter:
     def lock_name(self, key: str) -> str:
         return journal.lock_name(self._path(key))
 
-    def lock(self, key: str) -> ShardLock:
-        return lock_for(self.lock_name(key))
-
     def size(self, key: str) -> int | None:
         path = self._path(key)
         journal.recover(path)
@@ -101,9 +94,6 @@ class MemoryRangeWriter:
     def lock_name(self, key: str) -> str:
         # the dict is what two MemoryStore objects over the same values share
         return f"memory:{id(self.store._store_dict)}:{key}"
-
-    def lock(self, key: str) -> ShardLock:
-        return lock_for(self.lock_name(key))
 
     def size(self, key: str) -> int | None:
         from zarr.core.buffer import default_buffer_prototype

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from cuzarr.plan.shard import EMPTY
+from cuzarr.batch import join_bytes
+from cuzarr.plan.shard import EMPTY, stored_entries
 
 __all__ = ["Placement", "place"]
 
@@ -57,7 +58,7 @@ def place(table: np.ndarray, file_size: int, index_nbytes: int, index_at_start: 
     order appended chunks take); encode_index(table) -> the index's bytes."""
     rewrite = Placement("rewrite", [], None, 0)
     table = np.array(table, dtype=np.uint64, copy=True)
-    present = ~((table[:, 0] == EMPTY) & (table[:, 1] == EMPTY))
+    present = stored_entries(table)
     lo = index_nbytes if index_at_start else 0
     hi = file_size if index_at_start else file_size - index_nbytes
     if hi < lo:
@@ -85,7 +86,7 @@ def place(table: np.ndarray, file_size: int, index_nbytes: int, index_at_start: 
             table[j] = (offset, size)
         else:
             appended.append((int(rank[j]), j, data))
-    live = ~((table[:, 0] == EMPTY) & (table[:, 1] == EMPTY))
+    live = stored_entries(table)
     if not live.any() and not appended:
         return Placement("delete", [], None, 0)
 
@@ -103,22 +104,10 @@ def place(table: np.ndarray, file_size: int, index_nbytes: int, index_at_start: 
         tail.append(index)
         end = at + len(index)
     if appended or not index_at_start:
-        ranges.append((hi, _join(tail)))
+        ranges.append((hi, join_bytes(tail)))
 
-    live = ~((table[:, 0] == EMPTY) & (table[:, 1] == EMPTY))
+    live = stored_entries(table)
     dead = end - index_nbytes - int(table[live, 1].astype(np.int64).sum())
     if end and dead > max_dead * end:
         return rewrite
     return Placement("ranges", ranges, table, end)
-
-
-def _join(parts: list[Any]) -> np.ndarray:
-    """Byte-likes as one uint8 array (the appended chunks and the index: one range)."""
-    sizes = [len(p) for p in parts]
-    out = np.empty(sum(sizes), dtype=np.uint8)
-    at = 0
-    for p, n in zip(parts, sizes, strict=True):
-        out[at : at + n] = np.frombuffer(p, dtype=np.uint8) if not isinstance(p, np.ndarray) \
-            else p.reshape(-1).view(np.uint8)
-        at += n
-    return out

@@ -15,7 +15,7 @@ from cuzarr.plan.chain import ShardChain
 from cuzarr.workers import StageError
 
 __all__ = ["EMPTY", "SIZE_BOUND", "decode_indexes", "encode_index", "index_ranges", "inner_ids",
-           "write_order"]
+           "stored_entries", "write_order"]
 
 EMPTY = np.uint64(2**64 - 1)
 
@@ -71,7 +71,7 @@ def index_ranges(tables: np.ndarray, shard_sizes: np.ndarray | None
     entry.
     """
     offsets, lengths = tables[..., 0], tables[..., 1]
-    present = ~((offsets == EMPTY) & (lengths == EMPTY))
+    present = stored_entries(tables)
     if shard_sizes is None:
         limit = np.full((len(tables), 1), SIZE_BOUND, dtype=np.uint64)
     else:
@@ -84,6 +84,12 @@ def index_ranges(tables: np.ndarray, shard_sizes: np.ndarray | None
     starts = np.minimum(offsets, limit)
     ends = np.minimum(ends, limit)
     return present, starts.astype(np.int64), (ends - starts).astype(np.int64)
+
+
+def stored_entries(tables: np.ndarray) -> np.ndarray:
+    """Which entries of index tables (..., 2) point at a stored inner chunk: all but
+    (2**64-1, 2**64-1)."""
+    return ~((tables[..., 0] == EMPTY) & (tables[..., 1] == EMPTY))
 
 
 def encode_index(chain: ShardChain, table: np.ndarray) -> bytes:
