@@ -228,23 +228,28 @@ def test_a_writer_that_dies_inside_its_write_leaves_old_or_new(tmp_path: Path,
     np.testing.assert_array_equal(read_with(ORACLE_PIPELINE, LocalStore(root)), got)
 
 
+def _ones_with_a_pending_journal(root: Path, test_pipeline: str) -> tuple[zarr.Array, Path]:
+    """A raw sharded array of 1s whose first shard has the journal a killed write left: 3s
+    into the first inner chunk's slot (6x8 uint16 at offset 0). Returns (array, shard)."""
+    from cuzarr.io.journal import _encode
+
+    arr = _create(test_pipeline, LocalStore(root), "raw", "end")
+    with using_pipeline(test_pipeline):
+        arr[...] = 1
+    shard = root / "c" / "0" / "0"
+    info = shard.stat()
+    Path(str(shard) + JOURNAL_SUFFIX).write_bytes(
+        _encode([(0, np.full(6 * 8, 3, dtype="<u2").tobytes())], (info.st_dev, info.st_ino)))
+    return arr, shard
+
+
 def test_zarrs_own_pipeline_gets_a_killed_write_replayed_first(tmp_path: Path,
                                                                test_pipeline: str) -> None:
     """A write cuzarr hands to zarr's pipeline (a device value without a GPU, say) must not
     rewrite a shard with a journal pending: the journal would be lost or, worse, replayed
     onto the newer file later. The pipeline replays it first."""
     root = tmp_path / "a.zarr"
-    arr = _create(test_pipeline, LocalStore(root), "raw", "end")
-    with using_pipeline(test_pipeline):
-        arr[...] = 1
-    shard = root / "c" / "0" / "0"
-    info = shard.stat()
-    from cuzarr.io.journal import _encode
-
-    index_free = 6 * 8 * 2  # the first inner chunk's slot, raw: write 3s into it
-    Path(str(shard) + JOURNAL_SUFFIX).write_bytes(
-        _encode([(0, np.full(index_free // 2, 3, dtype="<u2").tobytes())],
-                (info.st_dev, info.st_ino)))
+    arr, shard = _ones_with_a_pending_journal(root, test_pipeline)
     pipeline = arr._async_array.codec_pipeline
     pipeline._zarr_io([(arr._async_array.store_path / "c/0/0", None, None, None, True)])
     assert not Path(str(shard) + JOURNAL_SUFFIX).exists()
@@ -343,15 +348,7 @@ def test_a_write_after_a_killed_write_replays_its_journal_without_waiting_on_its
     """The first write after a kill (no read in between) replays the journal under the
     shard lock it already holds: partial (the shard merged) and whole (replaced)."""
     root = tmp_path / "a.zarr"
-    arr = _create(test_pipeline, LocalStore(root), "raw", "end")
-    with using_pipeline(test_pipeline):
-        arr[...] = 1
-    shard = root / "c" / "0" / "0"
-    info = shard.stat()
-    from cuzarr.io.journal import _encode
-
-    Path(str(shard) + JOURNAL_SUFFIX).write_bytes(
-        _encode([(0, np.full(48, 3, dtype="<u2").tobytes())], (info.st_dev, info.st_ino)))
+    arr, shard = _ones_with_a_pending_journal(root, test_pipeline)
 
     def write() -> None:
         with using_pipeline(test_pipeline):
