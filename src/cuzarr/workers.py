@@ -185,17 +185,23 @@ def split_on(
     """`fn` over [lo, hi), halved and retried on one of `errors` (device memory).
 
     A single item that still fails raises `too_big(index, error)`. Safe for work that
-    may run twice (reads write disjoint parts of their output).
+    may run twice (reads write disjoint parts of their output). The halves are kept on a
+    stack, not retried by recursion: a closure that calls itself is a reference cycle, and
+    it would keep `fn`'s closure (a read's output, a write's value) alive after the call
+    until Python's cyclic collector ran, so a loop of large reads held two outputs at once
+    and each read faulted in fresh pages instead of reusing the ones just freed.
     """
 
     def run(lo: int, hi: int, threads: int) -> None:
-        try:
-            fn(lo, hi, threads)
-        except errors as e:
-            if hi - lo <= 1:
-                raise too_big(lo, e) from e
-            mid = (lo + hi) // 2
-            run(lo, mid, threads)
-            run(mid, hi, threads)
+        pending = [(lo, hi)]
+        while pending:
+            lo, hi = pending.pop()
+            try:
+                fn(lo, hi, threads)
+            except errors as e:
+                if hi - lo <= 1:
+                    raise too_big(lo, e) from e
+                mid = (lo + hi) // 2
+                pending += [(mid, hi), (lo, mid)]
 
     return run
