@@ -30,6 +30,7 @@ from cuzarr.errors import (
 )
 from cuzarr.patch_reads import read_patches, read_patches_async
 from cuzarr.pipeline import PhasedCodecPipeline
+from cuzarr.timers import PhaseTime, phase_times
 
 __all__ = [
     "BloscDecodeError",
@@ -46,9 +47,11 @@ __all__ = [
     "UnknownSettingError",
     "ZlibDecodeError",
     "ZstdDecodeError",
+    "PhaseTime",
     "PhasedCodecPipeline",
     "config",
     "enable",
+    "phase_times",
     "read_patches",
     "read_patches_async",
 ]

@@ -9,12 +9,14 @@ frozen `Options` at the start of each read or write and passes that down.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cuzarr import timers
 from cuzarr.errors import ConfigError, DeviceUnavailableError, UnknownSettingError
 
 __all__ = ["Options", "get", "options", "reset", "set"]
@@ -119,6 +121,12 @@ _SETTINGS: dict[str, tuple[Any, Callable[[str, Any], Any], str]] = {
         "and shard, each whole chunk or shard, and their folders): writes survive a machine "
         "crash, not only a killed process",
     ),
+    "phase_timers": (
+        False,
+        _boolean,
+        "add each phase's wall and CPU time (io, decode, scatter, gather, encode, store "
+        "writes...) to the table cuzarr.phase_times() returns: a debugging aid",
+    ),
 }
 
 _overrides: dict[str, Any] = {}
@@ -190,6 +198,7 @@ class _Restorer:
                 _overrides[name] = value
             else:
                 _overrides.pop(name, None)
+        timers.set_enabled(get("phase_timers"))
 
 
 def set(**values: Any) -> _Restorer:
@@ -204,12 +213,14 @@ def set(**values: Any) -> _Restorer:
         _check_device(parsed["device"])
     previous = {name: (name in _overrides, _overrides.get(name)) for name in parsed}
     _overrides.update(parsed)
+    timers.set_enabled(get("phase_timers"))
     return _Restorer(previous)
 
 
 def reset() -> None:
     """Drop every override (the environment and defaults apply again)."""
     _overrides.clear()
+    timers.set_enabled(get("phase_timers"))
 
 
 def describe() -> dict[str, str]:
@@ -242,6 +253,7 @@ def options() -> Options:
     """Resolve the current settings into `Options` (zarr's coalescing limits are each
     array's own: its ArraySpec's config)."""
     threads = get("threads") or _cpu_count()
+    timers.set_enabled(get("phase_timers"))
     return Options(
         threads=threads,
         device=get("device"),
@@ -253,3 +265,8 @@ def options() -> Options:
         shard_dead_fraction=get("shard_dead_fraction"),
         durable_writes=get("durable_writes"),
     )
+
+
+# CUZARR_PHASE_TIMERS=1 times the first call too (a bad value is reported where it is used)
+with contextlib.suppress(ConfigError):
+    timers.set_enabled(get("phase_timers"))

@@ -18,6 +18,7 @@ from cuzarr.errors import (
 )
 from cuzarr.plan.chain import FixedChain, GenericChain
 from cuzarr.plan.shard import decode_indexes
+from cuzarr.timers import timed
 from cuzarr.workers import StageError, map_ranges
 
 __all__ = ["decode_fixed", "decode_generic", "encode_fixed", "encode_generic", "index_error",
@@ -77,6 +78,7 @@ def _packed(batch: ByteBatch, nbytes: int, device: Device) -> Any:
     return slab
 
 
+@timed("encode")
 def encode_fixed(chain: FixedChain, arrays: Any, device: Device, threads: int) -> ByteBatch:
     """Encode an (n, *shape) batch of chunks into their stored bytes."""
     layout = chain.layout
@@ -88,6 +90,7 @@ def encode_fixed(chain: FixedChain, arrays: Any, device: Device, threads: int) -
     return device.to_host(current)
 
 
+@timed("decode")
 def decode_generic(
     chain: GenericChain, batch: ByteBatch, threads: int, keys: list[str]
 ) -> list[Any]:
@@ -114,6 +117,7 @@ def decode_generic(
     return out
 
 
+@timed("encode")
 def encode_generic(chain: GenericChain, arrays: list[Any], threads: int) -> list[Any]:
     """Encode chunks one by one through zarr's ChunkTransform; None = nothing to store."""
     from zarr.core.buffer.cpu import NDBuffer

@@ -34,6 +34,7 @@ from cuzarr.io.files import recover_journals
 from cuzarr.plan.chain import Chain, GenericChain, ShardChain, integer_view, prepare_chain
 from cuzarr.plan.patches import Fanout, ShardFanout
 from cuzarr.read import read_plain, read_shards
+from cuzarr.timers import timed
 from cuzarr.write import (
     device_writes,
     refuse_masked,
@@ -224,6 +225,7 @@ class PhasedCodecPipeline(CodecPipeline):
 
     # -- read / write ------------------------------------------------------------------------
 
+    @timed("read call")
     async def read(
         self,
         batch_info: Iterable[tuple[ByteGetter, ArraySpec, SelectorTuple, SelectorTuple, bool]],
@@ -256,6 +258,7 @@ class PhasedCodecPipeline(CodecPipeline):
             status[idx] = present
         return tuple(_PRESENT if p else _MISSING for p in status.tolist())
 
+    @timed("read call")
     async def read_fanout(
         self, chunks: list[Entry], fanout: Fanout, pairs: list[Entry], out: NDBuffer
     ) -> np.ndarray:
@@ -283,6 +286,7 @@ class PhasedCodecPipeline(CodecPipeline):
             return await read_shards(chain, store, chunks, out_array, (), opts, fanout)
         return await read_plain(chain, store, chunks, out_array, (), opts, fanout)
 
+    @timed("write call")
     async def write(
         self,
         batch_info: Iterable[tuple[ByteSetter, ArraySpec, SelectorTuple, SelectorTuple, bool]],

@@ -27,6 +27,7 @@ from cuzarr.plan.patches import Fanout, ShardFanout
 from cuzarr.plan.selection import aligned_region, selection_bounds, shift_selection
 from cuzarr.plan.shard import index_ranges, inner_ids
 from cuzarr.scatter import scatter
+from cuzarr.timers import timed
 from cuzarr.workers import StageError, map_ranges, run_tiles, split_on
 
 __all__ = ["InnerKeys", "decode_chain", "read_plain", "read_shards", "region_view", "waves"]
@@ -45,6 +46,7 @@ def waves(n: int, bytes_per_item: int, budget: int) -> list[tuple[int, int]]:
     return [(lo, min(n, lo + per_wave)) for lo in range(0, n, per_wave)]
 
 
+@timed("decode")
 def decode_chain(chain: Chain, batch: ByteBatch, device: Any, threads: int, keys: Any) -> Any:
     """Decode a batch of stored chunks with a (non-shard) chain: an array or a list of arrays."""
     if isinstance(chain, FixedChain):
@@ -222,6 +224,7 @@ def _partial_of(chain: FixedChain, spans: np.ndarray) -> np.ndarray | None:
     return spans * (chain.layout.nbytes // rows_total)
 
 
+@timed("decode")
 def _decode_partial(chain: FixedChain, host: ByteBatch, windows: np.ndarray, threads: int,
                     keys: list[str]) -> Any:
     """The (n, *shape) chunks of a partial decode: only bytes windows[i, 0]:windows[i, 1] of
@@ -250,6 +253,7 @@ def _raw_c_order(chain: Chain) -> bool:
 _WINDOW_MAX_SHARE = 0.5
 
 
+@timed("io into output")
 def _read_row_windows(
     chain: FixedChain, store: Any, entries: list[Any], keys: list[str], lo: int, hi: int,
     threads: int, finish: Any,
@@ -714,6 +718,7 @@ def _extended(batch: ByteBatch, extra: tuple[np.ndarray, np.ndarray],
     return ByteBatch(slab, offsets, sizes)
 
 
+@timed("scatter")
 def _place_shard(
     chain: ShardChain, entry: Any, first: tuple[int, ...], stop: tuple[int, ...],
     rows: np.ndarray, decoded: Any, out: Any, drop_axes: tuple[int, ...], xp: Any = np,

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from cuzarr.timers import timed
 from cuzarr.workers import map_ranges
 
 __all__ = ["equal_fill", "gather_into", "gather_pairs", "rows_equal_fill", "scatter"]
@@ -14,6 +15,7 @@ __all__ = ["equal_fill", "gather_into", "gather_pairs", "rows_equal_fill", "scat
 _BITWISE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
+@timed("scatter")
 def scatter(
     out: Any,
     decoded: Any,
@@ -77,6 +79,7 @@ def _target(targets: Any, i: int) -> Any:
     return targets[i] if isinstance(targets, list) else targets[i, ...]
 
 
+@timed("gather")
 def gather_into(
     targets: Any,
     value: Any,
@@ -137,6 +140,7 @@ def _basic(selection: Any) -> bool:
     return all(isinstance(part, (slice, int, np.integer)) for part in _as_tuple(selection))
 
 
+@timed("fill check")
 def rows_equal_fill(arrays: Any, fill_value: Any) -> np.ndarray:
     """Per chunk of an (n, ...) batch: does every element equal the fill value?
 

@@ -44,6 +44,7 @@ from cuzarr.read import (
     region_view,
     waves,
 )
+from cuzarr.timers import timed
 from cuzarr.workers import map_ranges, run_tiles, split_on
 
 __all__ = ["device_writes", "refuse_masked", "refuse_what_zarr_refuses", "write_plain",
@@ -111,6 +112,7 @@ def _buffer_class(store: Any, prototype: Any) -> Any:
     return store_prototype(prototype).buffer
 
 
+@timed("store writes")
 def _store_writes_sync(store: Any, keys: list[str], values: list[Any], deletes: list[str],
                        threads: int, buffer: Any, durable: bool = False) -> None:
     """Set and delete keys on a store with sync IO (LocalStore: atomic temp-and-rename).
@@ -144,6 +146,7 @@ def _store_writes_sync(store: Any, keys: list[str], values: list[Any], deletes: 
     map_ranges(work_delete, len(deletes), threads, min_items=16)
 
 
+@timed("store writes, async")
 async def _store_writes_async(store: Any, keys: list[str], values: list[Any],
                               deletes: list[str], buffer: Any) -> None:
     """Set and delete keys concurrently on an async store."""
@@ -584,6 +587,7 @@ def assemble_shards(chain: ShardChain, keys: list[str], shards: Any, touched: To
     return set_keys, values, deletes
 
 
+@timed("assemble")
 def _assemble(chain: ShardChain, pieces: list[Any], order: np.ndarray,
               n_inner: int) -> list[Any] | None:
     """Lay out present inner chunks in `order`, build the index; None for an empty shard.

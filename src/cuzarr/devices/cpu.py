@@ -11,6 +11,7 @@ import numpy as np
 from cuzarr.batch import ByteBatch
 from cuzarr.codecs.bytes_to_bytes import BytesStage
 from cuzarr.scatter import gather_into, rows_equal_fill
+from cuzarr.timers import timed
 
 __all__ = ["CpuDevice"]
 
@@ -77,6 +78,7 @@ class CpuDevice:
                out_selections: list[Any], drop_axes: tuple[int, ...]) -> None:
         gather_into(targets, value, chunk_selections, out_selections, drop_axes)
 
+    @timed("gather")
     def copy_views(self, pairs: list[tuple[Any, Any]]) -> None:
         for src, dst in pairs:
             dst[...] = src

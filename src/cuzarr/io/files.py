@@ -27,6 +27,7 @@ from cuzarr.batch import ByteBatch
 from cuzarr.errors import ChunkDecodeError, decode_error_for
 from cuzarr.io import journal, locks
 from cuzarr.plan.coalesce import coalesce
+from cuzarr.timers import timed
 from cuzarr.workers import map_ranges
 
 __all__ = ["IndexRead", "ShardFiles", "fd_group", "read_whole", "read_windows", "recover_journals",
@@ -149,6 +150,7 @@ _DIR_FDS = 64
 _DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY
 
 
+@timed("io")
 def read_whole(root: str, keys: list[str], threads: int,
                alloc: Callable[[int], np.ndarray], size_hint: int | None = None
                ) -> tuple[ByteBatch, np.ndarray]:
@@ -186,6 +188,7 @@ def small_file_cap(size_hint: int) -> int:
     return size_hint + size_hint // 64 + 256
 
 
+@timed("io")
 def read_small(root: str, keys: list[str], cap: int, alloc: Callable[[int], np.ndarray]
                ) -> tuple[ByteBatch, np.ndarray] | None:
     """`read_whole` for many small files, on the calling thread: per file one open
@@ -278,6 +281,7 @@ def _read_whole_group(root: str, keys: list[str], threads: int,
     return ByteBatch(slab, offsets, item_sizes), present
 
 
+@timed("io")
 def read_windows(root: str, keys: list[str], starts: np.ndarray, length: int, whole: int,
                  threads: int) -> tuple[ByteBatch, np.ndarray]:
     """Bytes [starts[i], starts[i] + length) of each key, whose file must hold `whole`
@@ -314,6 +318,7 @@ def read_windows(root: str, keys: list[str], starts: np.ndarray, length: int, wh
     return ByteBatch.fixed(slab, int(present.sum()), length), present
 
 
+@timed("journal replay")
 def recover_journals(paths: list[str], threads: int, held: bool = False) -> None:
     """Replay the journal of each of `paths` that has one (a partial write killed before
     it ended), each under its file's lock (`held`: the caller holds the locks already)."""
@@ -362,6 +367,7 @@ class ShardFiles(OpenFiles):
         finally:
             self._release()
 
+    @timed("io")
     def index(self, nbytes: int, at_start: bool, threads: int) -> IndexRead:
         """The `nbytes`-long index at the start or end of each present shard."""
         present = self.present
@@ -383,6 +389,7 @@ class ShardFiles(OpenFiles):
         return IndexRead(ByteBatch(slab, np.arange(len(idx), dtype=np.int64) * nbytes, got),
                          present, sizes[idx].copy())
 
+    @timed("io")
     def ranges(self, shard_of: np.ndarray, starts: np.ndarray, sizes: np.ndarray, *,
                max_gap_bytes: int, max_bytes: int, threads: int,
                alloc: Callable[[int], np.ndarray]) -> ByteBatch:

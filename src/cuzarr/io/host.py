@@ -22,6 +22,7 @@ from cuzarr.io import files
 from cuzarr.io.access import access
 from cuzarr.io.files import IndexRead, ShardFiles
 from cuzarr.plan.coalesce import coalesce
+from cuzarr.timers import timed
 from cuzarr.workers import map_ranges
 
 __all__ = ["HostReader", "IndexRead", "ShardsVanished", "store_prototype"]
@@ -69,6 +70,7 @@ class HostReader:
 
     # -- whole keys ------------------------------------------------------------------
 
+    @timed("io, async")
     async def whole(self, keys: list[str]) -> tuple[ByteBatch, np.ndarray]:
         """Read each key whole. Returns the present keys' bytes and a presence mask."""
         if self.blocking:
@@ -103,6 +105,7 @@ class HostReader:
             raise TypeError("shard files are opened on a LocalStore read through its files")
         return ShardFiles(self.root, keys, self.threads, lock)
 
+    @timed("io, async")
     async def index(self, keys: list[str], nbytes: int, at_start: bool) -> IndexRead:
         """Read the `nbytes`-long index at the start or end of each shard (any store but
         one read through its files: there, `open_shards`)."""
@@ -120,6 +123,7 @@ class HostReader:
 
     # -- byte ranges -----------------------------------------------------------------
 
+    @timed("io, async")
     async def ranges(
         self,
         keys: list[str],
@@ -164,6 +168,7 @@ class HostReader:
 
     # -- any other store -------------------------------------------------------------
 
+    @timed("io")
     def _fetch_sync(self, keys: list[str], requests: list[Any]) -> list[Any]:
         """Fetch (key, byte_range) pairs from a sync store on the pool; host uint8 arrays or
         None each (a request of None for a zero-length range is not sent)."""

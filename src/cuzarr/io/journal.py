@@ -51,6 +51,7 @@ import google_crc32c
 
 from cuzarr.errors import CuzarrError
 from cuzarr.io.locks import ShardLock, lock_for
+from cuzarr.timers import timed
 
 __all__ = ["JOURNAL_SUFFIX", "JournalError", "file_lock", "has_journal", "lock_name", "recover",
            "write_ranges"]
@@ -164,6 +165,7 @@ def _same_file(fd: int, path: str) -> bool:
         return False
 
 
+@timed("store writes")
 def write_ranges(path: str, ranges: Sequence[tuple[int, bytes | memoryview]], *,
                  durable: bool = False, identity: tuple[int, int] | None = None) -> None:
     """Write each (offset, bytes) range into the existing file at `path`, all or none of
