@@ -198,7 +198,7 @@ class _Restorer:
                 _overrides[name] = value
             else:
                 _overrides.pop(name, None)
-        timers.set_enabled(get("phase_timers"))
+        _follow_timers()
 
 
 def set(**values: Any) -> _Restorer:
@@ -213,14 +213,14 @@ def set(**values: Any) -> _Restorer:
         _check_device(parsed["device"])
     previous = {name: (name in _overrides, _overrides.get(name)) for name in parsed}
     _overrides.update(parsed)
-    timers.set_enabled(get("phase_timers"))
+    _follow_timers()
     return _Restorer(previous)
 
 
 def reset() -> None:
     """Drop every override (the environment and defaults apply again)."""
     _overrides.clear()
-    timers.set_enabled(get("phase_timers"))
+    _follow_timers()
 
 
 def describe() -> dict[str, str]:
@@ -253,7 +253,7 @@ def options() -> Options:
     """Resolve the current settings into `Options` (zarr's coalescing limits are each
     array's own: its ArraySpec's config)."""
     threads = get("threads") or _cpu_count()
-    timers.set_enabled(get("phase_timers"))
+    _follow_timers()
     return Options(
         threads=threads,
         device=get("device"),
@@ -267,6 +267,12 @@ def options() -> Options:
     )
 
 
+def _follow_timers() -> None:
+    """Switch the phase timers to the setting's current value: where settings change, and
+    in `options()` for an environment changed since."""
+    timers.set_enabled(get("phase_timers"))
+
+
 # CUZARR_PHASE_TIMERS=1 times the first call too (a bad value is reported where it is used)
 with contextlib.suppress(ConfigError):
-    timers.set_enabled(get("phase_timers"))
+    _follow_timers()

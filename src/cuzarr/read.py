@@ -564,6 +564,7 @@ class _ShardRead:
             scatter(out, None, np.full(missing.size, -1, dtype=np.int64),
                     [None] * missing.size, [entries[i][3] for i in missing], drop_axes, fill)
 
+        @timed("scatter")
         def place(a: int, b: int) -> None:
             for entry_index, first, stop, rows in plan.shards[a:b]:
                 _place_shard(chain, entries[entry_index], first, stop, rows, decoded, out,
@@ -718,7 +719,6 @@ def _extended(batch: ByteBatch, extra: tuple[np.ndarray, np.ndarray],
     return ByteBatch(slab, offsets, sizes)
 
 
-@timed("scatter")
 def _place_shard(
     chain: ShardChain, entry: Any, first: tuple[int, ...], stop: tuple[int, ...],
     rows: np.ndarray, decoded: Any, out: Any, drop_axes: tuple[int, ...], xp: Any = np,
